@@ -1,0 +1,61 @@
+"""LossLayer: the family of layers whose first top is a scalar loss."""
+from ...core.layer import Layer
+from ...proto import caffe_pb2
+
+_NORM = caffe_pb2.LossParameter
+
+
+class LossLayer(Layer):
+    """Two bottoms (prediction, target) → a 0-axis scalar top.
+
+    A loss layer's top[0] gets loss_weight 1 unless the prototxt says
+    otherwise; the label bottom (index 1) never receives force_backward.
+    """
+
+    exact_num_bottom_blobs = 2
+    exact_num_top_blobs = 1
+    auto_top_blobs = True
+
+    def setup(self, bottom, top):
+        if not len(self.layer_param.loss_weight):
+            self.layer_param.loss_weight.append(1.0)
+
+    def reshape(self, bottom, top):
+        if bottom[0].shape[:1] != bottom[1].shape[:1]:
+            raise self.shape_error(
+                "the data and label must have the same first dimension",
+                field="bottom", received=f"{bottom[0].shape} and "
+                f"{bottom[1].shape}")
+        top[0].reshape(())
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index != 1
+
+    def label_backward_error(self):
+        """The error for a request to backpropagate into the labels."""
+        return self.config_error(
+            "cannot backpropagate to the label input", field="propagate_down",
+            fix="add 'propagate_down: true propagate_down: false' to the "
+                "layer, or feed the labels from a layer without parameters")
+
+
+def normalization_mode(loss_param, default=_NORM.VALID):
+    """The effective normalization (honouring the deprecated ``normalize``)."""
+    if not loss_param.HasField("normalization"):
+        if loss_param.HasField("normalize"):
+            return _NORM.VALID if loss_param.normalize else _NORM.BATCH_SIZE
+        return default
+    return loss_param.normalization
+
+
+def normalizer(mode, outer, inner, valid_count):
+    """Caffe's get_normalizer: FULL / VALID / BATCH_SIZE / NONE, at least 1."""
+    if mode == _NORM.FULL:
+        value = outer * inner
+    elif mode == _NORM.VALID:
+        value = outer * inner if valid_count is None else valid_count
+    elif mode == _NORM.BATCH_SIZE:
+        value = outer
+    else:
+        value = 1
+    return max(1.0, float(value))

@@ -1,0 +1,38 @@
+"""ReLU and leaky ReLU."""
+from ...core.backend import array_module
+from ...core.registry import register_layer
+from .neuron import NeuronLayer
+
+
+@register_layer("ReLU")
+class ReLULayer(NeuronLayer):
+    """y = max(x, 0) + negative_slope · min(x, 0).
+
+    Reads relu_param: negative_slope (0). The gradient at x = 0 is taken from
+    the negative side (Caffe: x > 0 passes the gradient, else slope).
+    """
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        y = top[0].data
+        xp = array_module(x)
+        slope = self.layer_param.relu_param.negative_slope
+        if slope == 0:
+            xp.maximum(x, 0, out=y)
+        else:
+            xp.multiply(x, xp.where(x > 0, 1, slope).astype(x.dtype), out=y)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        # In place, the bottom holds the output y; for slope >= 0, y > 0
+        # exactly where x > 0, so the mask is the same (as in Caffe).
+        x = bottom[0].data
+        dy = top[0].diff
+        dx = bottom[0].diff
+        xp = array_module(x)
+        slope = self.layer_param.relu_param.negative_slope
+        if slope == 0:
+            xp.multiply(dy, x > 0, out=dx)
+        else:
+            xp.multiply(dy, xp.where(x > 0, 1, slope).astype(dy.dtype), out=dx)

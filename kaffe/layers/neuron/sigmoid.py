@@ -1,0 +1,27 @@
+"""Sigmoid."""
+from ...core.backend import array_module
+from ...core.registry import register_layer
+from .neuron import NeuronLayer
+
+
+@register_layer("Sigmoid")
+class SigmoidLayer(NeuronLayer):
+    """y = 1 / (1 + e^−x), computed as 0.5·tanh(0.5x) + 0.5 (stable for any x).
+
+    Backward uses the output: dx = dy · y · (1 − y), so it works in place.
+    """
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        y = top[0].data
+        xp = array_module(x)
+        xp.multiply(x, 0.5, out=y)
+        xp.tanh(y, out=y)
+        y *= 0.5
+        y += 0.5
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            dx = bottom[0].diff
+            dx[...] = top[0].diff * y * (1 - y)

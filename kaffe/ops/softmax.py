@@ -1,0 +1,22 @@
+"""Softmax along one axis, as Caffe computes it (max-subtracted)."""
+from ..core.backend import array_module
+
+
+def softmax(x, axis, out=None):
+    """exp(x − max) / Σ exp(x − max) along ``axis``; other axes independent."""
+    xp = array_module(x)
+    out = xp.empty_like(x) if out is None else out
+    xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    xp.exp(out, out=out)
+    out /= out.sum(axis=axis, keepdims=True)
+    return out
+
+
+def softmax_backward(y, dy, axis, out=None):
+    """dx = (dy − Σ dy·y along axis) · y, for y = softmax(x)."""
+    xp = array_module(y)
+    out = xp.empty_like(y) if out is None else out
+    dot = (dy * y).sum(axis=axis, keepdims=True)
+    xp.subtract(dy, dot, out=out)
+    out *= y
+    return out

@@ -1,0 +1,285 @@
+"""Reading and writing Caffe's files: prototxt, caffemodel, binaryproto.
+
+- Text (prototxt) parse errors become :class:`KaffeFormatError` with
+  file:line:column, and unknown field names get close-match suggestions.
+- Binary files of any size load (no 64 MiB protobuf limit on this path).
+- Every write goes to a temporary file in the target's directory and is then
+  renamed over the target, so a crash never leaves a half-written file.
+- :class:`NetSource` remembers which line each ``layer {`` block of a prototxt
+  starts on, so that errors about a layer can name its line.
+"""
+import difflib
+import os
+import re
+import tempfile
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from ..core.errors import KaffeFormatError
+from . import caffe_pb2
+
+
+# -- atomic writes ------------------------------------------------------------
+def atomic_write(path, data):
+    """Write ``data`` (bytes or str) to ``path`` via a temp file + rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(message, path):
+    """Write ``message`` as protobuf text (prototxt), atomically."""
+    atomic_write(path, text_format.MessageToString(message))
+
+
+def write_binary(message, path):
+    """Write ``message`` in protobuf binary form, atomically."""
+    atomic_write(path, message.SerializeToString())
+
+
+# -- reading ------------------------------------------------------------------
+def _read_bytes(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise KaffeFormatError(f"{what} file not found", file=path,
+                               fix="check the path") from None
+    except IsADirectoryError:
+        raise KaffeFormatError(f"{what} path is a directory", file=path,
+                               expected="a file") from None
+    except OSError as e:
+        raise KaffeFormatError(f"cannot read {what} file ({e.strerror})",
+                               file=path) from None
+
+
+def parse_text(text, message, path=None):
+    """Parse protobuf text into ``message`` (in place) and return it.
+
+    Raises KaffeFormatError naming path:line:column on a syntax error.
+    """
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as e:
+        raise _text_error(e, path) from None
+    return message
+
+
+_PREFIX = re.compile(r"^\s*\d+:\d+\s*:\s*")
+_NO_FIELD = re.compile(
+    r'Message type "([\w.]+)" has no field named "(\w+)"')
+_NO_ENUM = re.compile(
+    r'Enum type "([\w.]+)" has no value named (\w+)')
+
+
+def _text_error(error, path):
+    line, column = error.GetLine(), error.GetColumn()
+    message = _PREFIX.sub("", str(error)).rstrip(".")
+    fix = None
+    match = _NO_FIELD.search(message)
+    if match:
+        fix = _suggest_field(match.group(1), match.group(2))
+    match = _NO_ENUM.search(message)
+    if match:
+        fix = _suggest_enum(match.group(1), match.group(2))
+    return KaffeFormatError(message, file=path or "<string>", line=line,
+                            column=column, fix=fix)
+
+
+def _suggest_field(message_name, field):
+    try:
+        descriptor = caffe_pb2.DESCRIPTOR.pool.FindMessageTypeByName(
+            message_name)
+    except KeyError:
+        return None
+    names = [f.name for f in descriptor.fields]
+    close = difflib.get_close_matches(field, names, n=3, cutoff=0.6)
+    short = message_name.split(".")[-1]
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return (f"{short} has no such field; check the spelling and the nesting "
+            f"of the braces")
+
+
+def _suggest_enum(enum_name, value):
+    try:
+        descriptor = caffe_pb2.DESCRIPTOR.pool.FindEnumTypeByName(enum_name)
+    except KeyError:
+        return None
+    names = [v.name for v in descriptor.values]
+    return "use one of " + ", ".join(names)
+
+
+def read_text(path, message_class):
+    """Read a prototxt file into a new ``message_class`` instance."""
+    data = _read_bytes(path, "prototxt")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KaffeFormatError(
+            "is not a text prototxt (it is not UTF-8 text)", file=path,
+            fix="if this is a binary .caffemodel, pass it as weights") from None
+    return parse_text(text, message_class(), path)
+
+
+def parse_binary(data, message_class, path=None, what=None):
+    """Parse binary protobuf ``data`` into a new ``message_class`` instance."""
+    message = message_class()
+    try:
+        message.ParseFromString(data)
+    except (DecodeError, RuntimeError) as e:
+        what = what or message_class.DESCRIPTOR.name
+        raise KaffeFormatError(
+            f"is not a valid binary {what} ({e})", file=path,
+            fix="check that the file is complete and of the right kind") \
+            from None
+    return message
+
+
+def read_binary(path, message_class, what=None):
+    """Read a binary protobuf file into a new ``message_class`` instance."""
+    return parse_binary(_read_bytes(path, what or "binary proto"),
+                        message_class, path, what)
+
+
+def read_blobproto(path):
+    """Read a .binaryproto file (a BlobProto, e.g. a mean image)."""
+    return read_binary(path, caffe_pb2.BlobProto, "BlobProto")
+
+
+# -- where each layer is in a prototxt ------------------------------------------
+class NetSource:
+    """Where a net's layers were written: file name and per-layer line numbers.
+
+    Lines are looked up by (layer name, occurrence), which survives format
+    upgrades that only rename types or add layers.
+    """
+
+    def __init__(self, path=None, layer_keys=None):
+        self.path = path
+        self._lines = dict(layer_keys or {})
+
+    @classmethod
+    def from_text(cls, text, path, layer_names):
+        """Pair the n-th top-level layer block of ``text`` with ``layer_names[n]``."""
+        lines = top_level_block_lines(text, ("layer", "layers"))
+        keys = {}
+        seen = {}
+        for name, line in zip(layer_names, lines):
+            k = seen.get(name, 0)
+            seen[name] = k + 1
+            keys[(name, k)] = line
+        return cls(path, keys)
+
+    def line(self, name, occurrence=0):
+        return self._lines.get((name, occurrence))
+
+
+def top_level_block_lines(text, names):
+    """1-based lines where top-level blocks called one of ``names`` start.
+
+    A small scanner of protobuf text: skips comments and quoted strings,
+    tracks brace depth, and reports ``name {`` / ``name: {`` / ``name <`` at
+    depth 0.
+    """
+    lines = []
+    depth = 0
+    line = 1
+    i = 0
+    n = len(text)
+    pending = None  # (name, line) of an identifier awaiting its brace
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            i += 1
+        elif ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif ch in "\"'":
+            quote = ch
+            i += 1
+            while i < n and text[i] != quote:
+                if text[i] == "\\":
+                    i += 1
+                elif text[i] == "\n":
+                    line += 1
+                i += 1
+            i += 1
+            pending = None
+        elif ch in "{<":
+            if depth == 0 and pending is not None and pending[0] in names:
+                lines.append(pending[1])
+            pending = None
+            depth += 1
+            i += 1
+        elif ch in "}>":
+            depth -= 1
+            pending = None
+            i += 1
+        elif ch.isalpha() or ch == "_":
+            start = i
+            while i < n and (text[i].isalnum() or text[i] in "_."):
+                i += 1
+            pending = (text[start:i], line)
+        elif ch == ":" or ch.isspace():
+            i += 1
+        else:
+            pending = None
+            i += 1
+    return lines
+
+
+# -- nets and weights -------------------------------------------------------------
+def load_net(network):
+    """Read a net definition, upgraded to the current format.
+
+    Args:
+        network: a prototxt path, or a caffe_pb2.NetParameter (copied).
+
+    Returns:
+        (NetParameter, NetSource)
+    """
+    from .upgrade import upgrade_net_as_needed
+    if isinstance(network, caffe_pb2.NetParameter):
+        param = caffe_pb2.NetParameter()
+        param.CopyFrom(network)
+        source = NetSource(None)
+        upgrade_net_as_needed(param, None)
+        return param, source
+    path = os.fspath(network)
+    data = _read_bytes(path, "net prototxt")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KaffeFormatError(
+            "is not a text prototxt (it is not UTF-8 text)", file=path,
+            fix="pass the .prototxt net definition here; a binary "
+                ".caffemodel goes in the weights argument") from None
+    param = parse_text(text, caffe_pb2.NetParameter(), path)
+    names = [l.name for l in param.layer] or [
+        l.name or l.layer.name for l in param.layers]
+    source = NetSource.from_text(text, path, names)
+    upgrade_net_as_needed(param, path)
+    return param, source
+
+
+def load_weights(path):
+    """Read a binary .caffemodel as a NetParameter, upgraded to the current format."""
+    from .upgrade import upgrade_net_as_needed
+    path = os.fspath(path)
+    param = read_binary(path, caffe_pb2.NetParameter, "NetParameter (caffemodel)")
+    upgrade_net_as_needed(param, path)
+    return param
