@@ -60,11 +60,11 @@ class KaffeError(ValueError):
             details.append(f"expected {self.expected}")
         if details:
             text += "; " + ", ".join(details)
-        if not text.endswith("."):
+        if not text.endswith((".", "?", "!")):
             text += "."
         parts.append(text)
         if self.fix:
-            fix = self.fix if self.fix.endswith(".") else self.fix + "."
+            fix = self.fix if self.fix.endswith((".", "?", "!")) else self.fix + "."
             parts.append("Fix: " + fix)
         return " ".join(parts)
 

@@ -68,7 +68,7 @@ class Net:
     def _init(self, in_param):
         self.phase = in_param.state.phase
         filtered, lines = filter_net(in_param, self._source)
-        param, lines = insert_splits(filtered, lines)
+        param, lines = insert_splits(filtered, lines, self._source.path)
         self.name = param.name
         self.debug_info = param.debug_info
         self.layers = []
@@ -248,15 +248,13 @@ class Net:
                 layer_param, source, f"cannot share param '{name}' owned by "
                 f"layer '{owner_layer}': counts differ (PERMISSIVE mode needs "
                 "equal counts)", field=f"param[{param_id}].name",
-                received=this_blob.shape_string(),
-                expected=owner_blob.shape_string())
+                received=this_blob.shape, expected=owner_blob.shape)
         if not permissive and this_blob.shape != owner_blob.shape:
             raise _layer_error(
                 layer_param, source, f"cannot share param '{name}' owned by "
                 f"layer '{owner_layer}': shapes differ", field=(
                     f"param[{param_id}].name"),
-                received=this_blob.shape_string(),
-                expected=owner_blob.shape_string(),
+                received=this_blob.shape, expected=owner_blob.shape,
                 fix="make the shapes equal, or set share_mode: PERMISSIVE "
                     "to only require equal counts")
         learnable_id = self._learnable_param_ids[owner_id]
@@ -671,18 +669,18 @@ def _layer_error(layer_param, source, problem, cls=KaffeConfigError, **kw):
 def _unknown_bottom(layer_param, source, index, name, blob_index):
     import difflib
     if name in blob_index:
-        problem = (f"bottom[{index}] names blob '{name}', which an earlier "
-                   "layer consumed in place or is no longer available")
+        problem = (f"names blob '{name}', which an earlier layer consumed in "
+                   "place or is no longer available")
         fix = "check the order of the layers"
     else:
-        problem = (f"bottom[{index}] names unknown blob '{name}' (no earlier "
-                   "layer produces it in this phase)")
+        problem = (f"names unknown blob '{name}' (no earlier layer produces "
+                   "it in this phase)")
         close = difflib.get_close_matches(name, list(blob_index), n=3)
         fix = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
                if close else "define a layer with this top before this layer, "
                "or check the include/exclude rules")
-    return _layer_error(layer_param, source, problem, field="bottom",
-                        received=name, fix=fix)
+    return _layer_error(layer_param, source, problem,
+                        field=f"bottom[{index}]", fix=fix)
 
 
 def _shape_text(shape):
@@ -746,7 +744,7 @@ def filter_net(param, source=None):
         if len(layer_param.include) and len(layer_param.exclude):
             raise _layer_error(
                 layer_param, (source.path if source else None, line),
-                "has both include and exclude rules", field="include",
+                "has both include and exclude rules",
                 fix="specify either include rules or exclude rules, not both")
         included = not len(layer_param.include)
         for rule in layer_param.exclude:
@@ -769,7 +767,7 @@ def split_blob_name(layer_name, blob_name, blob_index, split_index):
     return f"{blob_name}_{layer_name}_{blob_index}_split_{split_index}"
 
 
-def insert_splits(param, lines=None):
+def insert_splits(param, lines=None, path=None):
     """Caffe's InsertSplits: a Split layer after every top read more than once.
 
     A top with a nonzero loss weight counts as one more reader, and the loss
@@ -784,8 +782,8 @@ def insert_splits(param, lines=None):
     for i, layer_param in enumerate(param.layer):
         for j, name in enumerate(layer_param.bottom):
             if name not in last_top:
-                raise _unknown_bottom(layer_param, (None, lines[i]), j, name,
-                                      {})
+                raise _unknown_bottom(layer_param, (path, lines[i]), j, name,
+                                      last_top)
             top = last_top[name]
             source_of[(i, j)] = top
             readers[top] = readers.get(top, 0) + 1

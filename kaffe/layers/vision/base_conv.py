@@ -1,0 +1,170 @@
+"""What Convolution and Deconvolution share: reading their geometry."""
+import logging
+
+from ...core.filler import fill
+from ...core.layer import Layer
+
+log = logging.getLogger("kaffe")
+
+FIELD = "convolution_param"
+
+
+class BaseConvolutionLayer(Layer):
+    """Parses convolution_param into per-axis geometry and makes the blobs.
+
+    After setup: ``channel_axis``, ``num_spatial_axes``, ``kernel_shape``,
+    ``stride``, ``pad``, ``dilation`` (tuples, one int per spatial axis),
+    ``channels`` (input channels), ``num_output``, ``group``, ``bias_term``.
+    Blobs: [0] weight (num_output, C/group, *kernel) — for Deconvolution
+    (C, num_output/group, *kernel); [1] bias (num_output,).
+    Each bottom is convolved with the same weights into the top of the same
+    index.
+    """
+
+    min_bottom_blobs = 1
+    min_top_blobs = 1
+    equal_num_bottom_top_blobs = True
+    # Deconvolution swaps the roles of input and output channels.
+    reverse_dimensions = False
+
+    def setup(self, bottom, top):
+        p = self.layer_param.convolution_param
+        self.channel_axis = self.canonical_axis(bottom[0], p.axis,
+                                                f"{FIELD}.axis")
+        n = bottom[0].num_axes - self.channel_axis - 1
+        self.num_spatial_axes = n
+        self.kernel_shape = self._per_axis(
+            "kernel_size", p.kernel_size, ("kernel_h", "kernel_w"), None, n)
+        for k in self.kernel_shape:
+            if k <= 0:
+                raise self.config_error(
+                    "must be > 0 (filter dimensions cannot be zero)",
+                    field=f"{FIELD}.kernel_size", received=self.kernel_shape,
+                    fix="set kernel_size (or kernel_h and kernel_w)")
+        self.stride = self._per_axis("stride", p.stride,
+                                     ("stride_h", "stride_w"), 1, n)
+        for s in self.stride:
+            if s <= 0:
+                raise self.config_error(
+                    "must be > 0", field=f"{FIELD}.stride",
+                    received=self.stride)
+        self.pad = self._per_axis("pad", p.pad, ("pad_h", "pad_w"), 0, n)
+        self.dilation = self._per_axis("dilation", p.dilation, None, 1, n)
+        for d in self.dilation:
+            if d <= 0:
+                raise self.config_error(
+                    "must be > 0", field=f"{FIELD}.dilation",
+                    received=self.dilation)
+        self.channels = bottom[0].shape[self.channel_axis]
+        self.num_output = p.num_output
+        if self.num_output <= 0:
+            raise self.config_error(
+                "must be > 0", field=f"{FIELD}.num_output",
+                received=self.num_output,
+                fix="set num_output to the number of filters")
+        self.group = p.group
+        if self.group <= 0:
+            raise self.config_error("must be > 0", field=f"{FIELD}.group",
+                                    received=self.group)
+        if self.channels % self.group:
+            raise self.config_error(
+                f"must divide the number of input channels ({self.channels})",
+                field=f"{FIELD}.group", received=self.group,
+                expected=f"a divisor of {self.channels}",
+                fix="change group, or the number of channels of the input")
+        if self.num_output % self.group:
+            raise self.config_error(
+                f"must divide num_output ({self.num_output})",
+                field=f"{FIELD}.group", received=self.group,
+                expected=f"a divisor of {self.num_output}",
+                fix="make num_output a multiple of group")
+        self.bias_term = p.bias_term
+        if self.reverse_dimensions:
+            conv_out, conv_in = self.channels, self.num_output
+        else:
+            conv_out, conv_in = self.num_output, self.channels
+        weight_shape = (conv_out, conv_in // self.group) + self.kernel_shape
+        bias_shape = (self.num_output,)
+        if self.blobs:
+            self._check_given_blobs(weight_shape, bias_shape)
+            log.info("Skipping parameter initialization")
+            return
+        weight = self.make_blob(weight_shape)
+        fill(weight, p.weight_filler, layer=self,
+             field=f"{FIELD}.weight_filler")
+        self.blobs.append(weight)
+        if self.bias_term:
+            bias = self.make_blob(bias_shape)
+            fill(bias, p.bias_filler, layer=self, field=f"{FIELD}.bias_filler")
+            self.blobs.append(bias)
+
+    def _per_axis(self, name, repeated, hw_names, default, n):
+        """One value per spatial axis from the repeated field or its _h/_w form."""
+        p = self.layer_param.convolution_param
+        if hw_names and (p.HasField(hw_names[0]) or p.HasField(hw_names[1])):
+            if n != 2:
+                raise self.config_error(
+                    f"can only be used for 2-D convolution (this input has "
+                    f"{n} spatial axes)", field=f"{FIELD}.{hw_names[0]}",
+                    fix=f"use the repeated {name} field instead")
+            if len(repeated):
+                raise self.config_error(
+                    f"cannot be combined with {name}",
+                    field=f"{FIELD}.{hw_names[0]}",
+                    fix=f"use either {name} or {hw_names[0]}/{hw_names[1]}")
+            return (getattr(p, hw_names[0]), getattr(p, hw_names[1]))
+        allowed = (1, n) if default is None else (0, 1, n)
+        if len(repeated) not in allowed:
+            raise self.config_error(
+                "must be given once, or once per spatial dimension",
+                field=f"{FIELD}.{name}", received=f"{len(repeated)} values",
+                expected=f"{'0, ' if default is not None else ''}1 or {n}")
+        if not len(repeated):
+            return (default,) * n
+        return tuple(repeated[0 if len(repeated) == 1 else i]
+                     for i in range(n))
+
+    def _check_given_blobs(self, weight_shape, bias_shape):
+        expected = 1 + int(self.bias_term)
+        if len(self.blobs) != expected:
+            raise self.config_error(
+                "has the wrong number of weight blobs", field="blobs",
+                received=len(self.blobs), expected=expected)
+        if self.blobs[0].shape != weight_shape:
+            raise self.shape_error(
+                "has the wrong weight shape", field="blobs[0]",
+                received=self.blobs[0].shape, expected=weight_shape)
+        if self.bias_term and self.blobs[1].shape != bias_shape:
+            raise self.shape_error(
+                "has the wrong bias shape", field="blobs[1]",
+                received=self.blobs[1].shape, expected=bias_shape)
+
+    def compute_output_shape(self, spatial):
+        """Spatial output shape for an input of spatial shape ``spatial``."""
+        raise TypeError(f"{type(self).__name__} does not define "
+                        "compute_output_shape()")
+
+    def reshape(self, bottom, top):
+        first = bottom[0]
+        if first.num_axes != self.channel_axis + 1 + self.num_spatial_axes:
+            raise self.shape_error(
+                "the input's number of axes may not change after setup",
+                field="bottom", received=first.shape)
+        if first.shape[self.channel_axis] != self.channels:
+            raise self.shape_error(
+                "input channels are incompatible with the layer's weights",
+                field="bottom", received=first.shape[self.channel_axis],
+                expected=self.channels)
+        for i, blob in enumerate(bottom[1:], start=1):
+            if blob.shape != first.shape:
+                raise self.shape_error(
+                    f"bottom[{i}] must have the same shape as bottom[0]",
+                    field="bottom", received=blob.shape, expected=first.shape)
+        spatial = first.shape[self.channel_axis + 1:]
+        self.input_spatial = spatial
+        self.output_spatial = self.compute_output_shape(spatial)
+        self.num = first.count_axes(0, self.channel_axis)
+        shape = (first.shape[:self.channel_axis] + (self.num_output,)
+                 + self.output_spatial)
+        for blob in top:
+            blob.reshape(shape)

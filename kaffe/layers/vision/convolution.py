@@ -1,0 +1,70 @@
+"""Convolution: learned filters slid over the input (im2col + GEMM)."""
+from ...ops.conv import (conv_backward_data, conv_backward_weights,
+                         conv_bias_backward, conv_forward)
+from ...core.registry import register_layer
+from .base_conv import FIELD, BaseConvolutionLayer
+
+
+@register_layer("Convolution")
+class ConvolutionLayer(BaseConvolutionLayer):
+    """top[n, m] = b[m] + Σ over the C/group channels of m's group of w[m, c] ⋆ x[n, c].
+
+    Each of the ``num_output`` filters spans all C/group input channels of
+    its group (one k×k slice per channel, summed), so the top has num_output
+    channels: 20 filters then 50 filters give (N, 50, H, W), not 1000 maps.
+
+    Reads convolution_param: num_output, kernel_size | kernel_h/kernel_w,
+    stride | stride_h/stride_w (1), pad | pad_h/pad_w (0), dilation (1),
+    group (1), bias_term (true), weight_filler, bias_filler (both constant 0
+    by default!), axis (1: dims before it are batch, after it spatial, any
+    number of them).
+    Shape: out = (in + 2·pad − (dilation·(k − 1) + 1)) / stride + 1 (floor).
+    """
+
+    def compute_output_shape(self, spatial):
+        out = []
+        for i, size in enumerate(spatial):
+            extent = self.dilation[i] * (self.kernel_shape[i] - 1) + 1
+            padded = size + 2 * self.pad[i]
+            if padded < extent:
+                raise self.shape_error(
+                    f"kernel is larger than the padded input along spatial "
+                    f"axis {i} (the kernel spans {extent}, the input plus "
+                    f"padding is {padded})", field=f"{FIELD}.kernel_size",
+                    received=self.kernel_shape,
+                    fix="use a smaller kernel or dilation, more padding, "
+                        "or a larger input")
+            out.append((padded - extent) // self.stride[i] + 1)
+        return tuple(out)
+
+    def _geometry(self):
+        return dict(stride=self.stride, pad=self.pad, dilation=self.dilation,
+                    group=self.group)
+
+    def _as_nc(self, array):
+        """View an array as (num, channels, *spatial) for the ops."""
+        return array.reshape((self.num, array.shape[self.channel_axis])
+                             + array.shape[self.channel_axis + 1:])
+
+    def forward(self, bottom, top):
+        w = self.blobs[0].data
+        b = self.blobs[1].data if self.bias_term else None
+        for x_blob, y_blob in zip(bottom, top):
+            y = conv_forward(self._as_nc(x_blob.data), w, b, **self._geometry())
+            y_blob.data[...] = y.reshape(y_blob.shape)
+
+    def backward(self, top, propagate_down, bottom):
+        w = self.blobs[0].data
+        need_w = self.param_needs_backward(0)
+        need_b = self.bias_term and self.param_needs_backward(1)
+        for i, (y_blob, x_blob) in enumerate(zip(top, bottom)):
+            dy = self._as_nc(y_blob.diff)
+            if need_b:
+                conv_bias_backward(dy, self.blobs[1].diff)
+            if need_w:
+                conv_backward_weights(dy, self._as_nc(x_blob.data),
+                                      self.blobs[0].diff, **self._geometry())
+            if propagate_down[i]:
+                dx = conv_backward_data(dy, w, self._as_nc(x_blob.data).shape,
+                                        **self._geometry())
+                x_blob.diff[...] = dx.reshape(x_blob.shape)
