@@ -36,18 +36,20 @@ class Blob:
 
     Args:
         shape: the initial shape (a tuple of ints; () is a scalar blob).
+            Without one the blob is empty (count 0), as Caffe's Blob().
         dtype: element type, float32 like Caffe unless a test asks for float64.
         xp: the array module (numpy, or cupy on a GPU).
     """
 
-    def __init__(self, shape=(), dtype=np.float32, xp=np):
+    def __init__(self, shape=None, dtype=np.float32, xp=np):
         self._xp = xp
         self.dtype = np.dtype(dtype)
         self._shape = ()
-        self._count = 1
+        self._count = 0
         self._data = None
         self._diff = None
-        self.reshape(shape)
+        if shape is not None:
+            self.reshape(shape)
 
     # -- shape -------------------------------------------------------------
     def reshape(self, *shape):

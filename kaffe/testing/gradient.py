@@ -64,6 +64,8 @@ def check_gradients(layer, bottom, top, *, check_bottom=None,
 
     Args:
         layer, bottom, top: a set-up layer and its blobs (float64 advised).
+            A top may be the same Blob as a bottom (in-place layers): the
+            check then restores the input before every forward.
         check_bottom: indices of bottoms to check (default: all).
         check_params: also check every parameter blob's diff.
         check_top: indices of tops that form the objective (default: all).
@@ -82,8 +84,14 @@ def check_gradients(layer, bottom, top, *, check_bottom=None,
     rng = np.random.default_rng(seed)
     check_bottom = range(len(bottom)) if check_bottom is None else check_bottom
     check_top = range(len(top)) if check_top is None else check_top
+    # The inputs, kept apart so that in-place layers can be re-run.
+    inputs = [b.data.copy() for b in bottom]
+    in_place = any(t is b for t in top for b in bottom)
 
     def forward():
+        if in_place:
+            for blob, values in zip(bottom, inputs):
+                blob.data[...] = values
         if reseed is not None:
             set_random_seed(reseed)
         layer.Forward(bottom, top)
@@ -95,27 +103,32 @@ def check_gradients(layer, bottom, top, *, check_bottom=None,
         forward()
         return sum(float(np.sum(top[i].data * weights[i])) for i in check_top)
 
-    # Analytic gradients.
+    # Analytic gradients. Clear first: a top may share its diff with a bottom.
     forward()
-    for i in check_top:
-        top[i].diff[...] = weights[i]
     for blob in bottom:
         blob.diff[...] = 0
     for blob in layer.blobs:
         blob.diff[...] = 0
+    for i in check_top:
+        top[i].diff[...] = weights[i]
     if check_params:
         for j in range(len(layer.blobs)):
             layer.set_param_propagate_down(j, True)
     propagate = [i in set(check_bottom) for i in range(len(bottom))]
     layer.Backward(top, propagate, bottom)
-    targets = [(f"bottom[{i}]", bottom[i], True) for i in check_bottom]
+    targets = [(f"bottom[{i}]", inputs[i], bottom[i], True)
+               for i in check_bottom]
     if check_params:
-        targets += [(f"param[{j}]", b, False) for j, b in enumerate(layer.blobs)]
-    analytic = {name: blob.diff.copy() for name, blob, _ in targets}
+        targets += [(f"param[{j}]", b.data, b, False)
+                    for j, b in enumerate(layer.blobs)]
+    analytic = {name: blob.diff.copy() for name, _, blob, _ in targets}
 
     failures = []
-    for name, blob, is_bottom in targets:
-        flat = blob.data.reshape(-1)
+    for name, values, blob, is_bottom in targets:
+        flat = values.reshape(-1)
+        if not in_place and is_bottom:
+            flat = blob.data.reshape(-1)
+            np.copyto(values, blob.data)
         indices = np.arange(flat.size)
         if max_elements is not None and flat.size > max_elements:
             indices = np.linspace(0, flat.size - 1, max_elements).astype(int)

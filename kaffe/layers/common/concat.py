@@ -20,7 +20,9 @@ class ConcatLayer(Layer):
         if p.HasField("axis") and p.HasField("concat_dim"):
             raise self.config_error(
                 "cannot be combined with the deprecated concat_dim",
-                field="concat_param.axis", fix="keep only axis")
+                field="concat_param.axis",
+                received=f"axis {p.axis} and concat_dim {p.concat_dim}",
+                fix="keep only axis")
 
     def reshape(self, bottom, top):
         p = self.layer_param.concat_param

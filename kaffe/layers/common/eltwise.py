@@ -11,9 +11,10 @@ _OP = caffe_pb2.EltwiseParameter
 class EltwiseLayer(Layer):
     """Combines same-shaped bottoms element by element.
 
-    Reads eltwise_param: operation SUM (default) / PROD / MAX; coeff (SUM
-    only: none or one per bottom); stable_prod_grad (true: PROD's gradient is
-    the product of the other bottoms rather than top / bottom).
+    Reads eltwise_param: operation SUM (default) / PROD / MAX; coeff (none
+    or one per bottom; used by SUM, ignored by MAX, refused by PROD);
+    stable_prod_grad (true: PROD's gradient is the product of the other
+    bottoms rather than top / bottom).
     MAX ties: between bottom 0 and 1 the later wins; later bottoms must be
     strictly greater to win (Caffe's rule); only the winner gets gradient.
     """
@@ -28,9 +29,10 @@ class EltwiseLayer(Layer):
                 "takes one coefficient per bottom blob",
                 field="eltwise_param.coeff", received=f"{len(p.coeff)} coeffs",
                 expected=f"0 or {len(bottom)}")
-        if p.operation != _OP.SUM and len(p.coeff):
+        # Caffe refuses coefficients only for PROD; MAX silently ignores them.
+        if p.operation == _OP.PROD and len(p.coeff):
             raise self.config_error(
-                "is only allowed with operation SUM",
+                "is not allowed with operation PROD",
                 field="eltwise_param.coeff",
                 received=_OP.EltwiseOp.Name(p.operation),
                 fix="remove coeff, or use operation: SUM")

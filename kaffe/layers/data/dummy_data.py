@@ -31,9 +31,12 @@ class DummyDataLayer(Layer):
                   ("height", p.height), ("width", p.width)]
         if any(len(values) for _, values in legacy):
             if len(p.shape):
+                given = ", ".join(name for name, values in legacy
+                                  if len(values))
                 raise self.config_error(
                     "cannot be combined with the legacy num/channels/height/"
                     "width fields", field="dummy_data_param.shape",
+                    received=f"shape and {given}",
                     fix="use only shape { dim: … }")
             for name, values in legacy:
                 if len(values) not in (1, n_top):

@@ -1,0 +1,141 @@
+"""Dropout: inverted dropout in TRAIN (seeded), identity in TEST."""
+import numpy as np
+import pytest
+
+from kaffe.core.errors import KaffeConfigError
+from kaffe.core.random import set_random_seed
+from kaffe.proto import caffe_pb2
+from kaffe.testing.gradient import (blobs_from, check_gradients, make_layer,
+                                    setup_layer)
+
+TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
+
+
+def dropout_text(ratio=None):
+    param = (f"dropout_param {{ dropout_ratio: {ratio} }}"
+             if ratio is not None else "")
+    return f'name: "drop" type: "Dropout" {param}'
+
+
+def train_forward(x, ratio, seed):
+    set_random_seed(seed)
+    return setup_layer(dropout_text(ratio), [x], phase=TRAIN)
+
+
+def check_in_place_gradients(text, x, phase, reseed, eps=1e-5, tol=1e-6):
+    """Backward with top == bottom against central differences of forward."""
+    layer = make_layer(text, phase)
+    blob = blobs_from([x])[0]
+    layer.SetUp([blob], [blob])
+
+    def run(values):
+        blob.data[...] = values
+        set_random_seed(reseed)
+        layer.Forward([blob], [blob])
+        return blob.data.copy()
+
+    run(x)
+    weights = np.random.default_rng(1701).standard_normal(x.shape)
+    blob.diff[...] = weights
+    layer.Backward([blob], [True], [blob])
+    analytic = blob.diff.copy()
+    for index in np.ndindex(*x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric = ((run(plus) - run(minus)) * weights).sum() / (2 * eps)
+        assert analytic[index] == pytest.approx(numeric, rel=tol, abs=tol)
+
+
+@pytest.mark.parametrize("shape, phase", [((2, 3), TRAIN), ((2, 3, 4, 5), TEST),
+                                          ((7,), TRAIN)])
+def test_top_has_bottom_shape(shape, phase):
+    _, _, top = setup_layer(dropout_text(), [np.ones(shape)], phase=phase)
+    assert top[0].shape == shape
+
+
+@pytest.mark.parametrize("ratio", [None, 0.2, 0.8])
+def test_train_keeps_or_scales_each_value(ratio):
+    r = float(np.float32(0.5 if ratio is None else ratio))  # a float field
+    x = np.random.default_rng(0).uniform(1, 2, size=(100, 100))
+    layer, bottom, top = train_forward(x, ratio, seed=3)
+    y = top[0].data
+    kept = 0
+    for index in np.ndindex(*x.shape):
+        if y[index] != 0:
+            assert y[index] == pytest.approx(x[index] / (1 - r), rel=1e-12)
+            kept += 1
+    # Bernoulli(1 − r) keeps: within 5 standard deviations of the mean.
+    n = x.size
+    assert abs(kept - n * (1 - r)) < 5 * np.sqrt(n * r * (1 - r))
+    # Backward reuses the mask: dx = dy / (1 − r) where kept, 0 elsewhere.
+    top[0].diff[...] = 1.0
+    layer.Backward(top, [True], bottom)
+    for index in np.ndindex(*x.shape):
+        expected = 1 / (1 - r) if y[index] != 0 else 0.0
+        assert bottom[0].diff[index] == pytest.approx(expected, rel=1e-12)
+
+
+def test_train_preserves_the_mean():
+    _, _, top = train_forward(np.ones(100000), 0.3, seed=4)
+    assert top[0].data.mean() == pytest.approx(1.0, abs=0.02)
+
+
+def test_seed_makes_the_mask_repeatable():
+    x = np.ones((20, 20))
+    a = train_forward(x, 0.5, seed=7)[2][0].data.copy()
+    b = train_forward(x, 0.5, seed=7)[2][0].data.copy()
+    c = train_forward(x, 0.5, seed=8)[2][0].data.copy()
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+
+
+def test_each_train_forward_draws_a_new_mask():
+    layer, bottom, top = train_forward(np.ones((20, 20)), 0.5, seed=9)
+    first = top[0].data.copy()
+    layer.Forward(bottom, top)
+    assert (top[0].data != first).any()
+
+
+def test_ratio_zero_is_identity_in_train():
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    _, _, top = train_forward(x, 0.0, seed=1)
+    np.testing.assert_array_equal(top[0].data, x)
+
+
+def test_test_phase_is_identity():
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    layer, bottom, top = setup_layer(dropout_text(0.7), [x], phase=TEST)
+    np.testing.assert_array_equal(top[0].data, x)
+    top[0].diff[...] = 3.0
+    layer.Backward(top, [True], bottom)
+    assert (bottom[0].diff == 3.0).all()
+    blob = blobs_from([x])[0]
+    in_place = make_layer(dropout_text(0.7), TEST)
+    in_place.SetUp([blob], [blob])
+    in_place.Forward([blob], [blob])
+    np.testing.assert_array_equal(blob.data, x)
+
+
+@pytest.mark.parametrize("phase", [TRAIN, TEST])
+def test_gradients(phase):
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    set_random_seed(11)
+    layer, bottom, top = setup_layer(dropout_text(0.3), [x], phase=phase)
+    check_gradients(layer, bottom, top, reseed=11)
+
+
+@pytest.mark.parametrize("phase", [TRAIN, TEST])
+def test_in_place(phase):
+    x = np.random.default_rng(4).standard_normal((4, 5))
+    check_in_place_gradients(dropout_text(0.3), x, phase, reseed=12)
+
+
+@pytest.mark.parametrize("ratio", [1.0, -0.5, 1.5])
+def test_ratio_must_be_a_fraction(ratio):
+    with pytest.raises(KaffeConfigError) as info:
+        setup_layer(dropout_text(ratio), [np.ones(3)], phase=TRAIN)
+    message = str(info.value)
+    assert info.value.field == "dropout_param.dropout_ratio"
+    assert "layer 'drop'" in message and "dropout_param.dropout_ratio" in message
+    assert f"received {ratio}" in message

@@ -1,0 +1,92 @@
+"""ReLU / leaky ReLU: loop reference, gradients (also in place), errors."""
+import numpy as np
+import pytest
+
+from kaffe.core.errors import KaffeConfigError
+from kaffe.testing.gradient import (blobs_from, check_gradients, empty_blobs,
+                                    make_layer, setup_layer)
+
+
+def relu_text(slope=None):
+    param = f"relu_param {{ negative_slope: {slope} }}" if slope is not None else ""
+    return f'name: "relu" type: "ReLU" {param}'
+
+
+def reference(x, slope):
+    slope = float(np.float32(slope))  # negative_slope is a float field
+    out = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        v = x[index]
+        out[index] = max(v, 0.0) + slope * min(v, 0.0)
+    return out
+
+
+def check_in_place_gradients(text, x, kink=None, eps=1e-5, tol=1e-6):
+    """Backward with top == bottom against central differences of forward."""
+    layer = make_layer(text)
+    blob = blobs_from([x])[0]
+    layer.SetUp([blob], [blob])
+
+    def run(values):
+        blob.data[...] = values
+        layer.Forward([blob], [blob])
+        return blob.data.copy()
+
+    run(x)
+    weights = np.random.default_rng(1701).standard_normal(x.shape)
+    blob.diff[...] = weights
+    layer.Backward([blob], [True], [blob])
+    analytic = blob.diff.copy()
+    for index in np.ndindex(*x.shape):
+        if kink is not None and abs(x[index] - kink[0]) < kink[1]:
+            continue
+        plus, minus = x.copy(), x.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric = ((run(plus) - run(minus)) * weights).sum() / (2 * eps)
+        assert analytic[index] == pytest.approx(numeric, rel=tol, abs=tol)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4, 5), ()])
+def test_top_has_bottom_shape(shape):
+    _, _, top = setup_layer(relu_text(), [np.zeros(shape)])
+    assert top[0].shape == shape
+
+
+@pytest.mark.parametrize("slope", [None, 0.1, 2.0])
+def test_forward_matches_loops(slope):
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    x[0, 0] = 0.0
+    _, _, top = setup_layer(relu_text(slope), [x])
+    np.testing.assert_array_equal(top[0].data, reference(x, slope or 0.0))
+
+
+@pytest.mark.parametrize("slope", [None, 0.01, 0.5])
+def test_gradients(slope):
+    x = np.random.default_rng(1).standard_normal((2, 3, 4))
+    layer, bottom, top = setup_layer(relu_text(slope), [x])
+    check_gradients(layer, bottom, top, kink=(0, 1e-3))
+
+
+@pytest.mark.parametrize("slope", [None, 0.2])
+def test_in_place(slope):
+    x = np.random.default_rng(2).standard_normal((3, 5))
+    check_in_place_gradients(relu_text(slope), x, kink=(0, 1e-3))
+
+
+@pytest.mark.parametrize("slope", [None, 0.25])
+def test_gradient_at_zero_takes_the_negative_side(slope):
+    layer, bottom, top = setup_layer(relu_text(slope), [np.zeros(3)])
+    top[0].diff[...] = 1.0
+    layer.Backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff,
+                                  [np.float32(slope or 0.0)] * 3)
+
+
+def test_takes_one_bottom():
+    layer = make_layer(relu_text())
+    with pytest.raises(KaffeConfigError) as info:
+        layer.SetUp(blobs_from([np.zeros(2), np.zeros(2)]), empty_blobs(1))
+    assert info.value.field == "bottom"
+    assert "layer 'relu'" in str(info.value)
+    assert "received '2 bottom blob(s)'" in str(info.value)

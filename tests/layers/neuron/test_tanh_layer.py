@@ -1,0 +1,61 @@
+"""TanH: loop reference, gradients (also in place)."""
+import math
+
+import numpy as np
+import pytest
+
+from kaffe.testing.gradient import (blobs_from, check_gradients, make_layer,
+                                    setup_layer)
+
+TANH = 'name: "tanh" type: "TanH"'
+
+
+def check_in_place_gradients(text, x, eps=1e-5, tol=1e-6):
+    """Backward with top == bottom against central differences of forward."""
+    layer = make_layer(text)
+    blob = blobs_from([x])[0]
+    layer.SetUp([blob], [blob])
+
+    def run(values):
+        blob.data[...] = values
+        layer.Forward([blob], [blob])
+        return blob.data.copy()
+
+    run(x)
+    weights = np.random.default_rng(1701).standard_normal(x.shape)
+    blob.diff[...] = weights
+    layer.Backward([blob], [True], [blob])
+    analytic = blob.diff.copy()
+    for index in np.ndindex(*x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric = ((run(plus) - run(minus)) * weights).sum() / (2 * eps)
+        assert analytic[index] == pytest.approx(numeric, rel=tol, abs=tol)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4, 5), (7,)])
+def test_top_has_bottom_shape(shape):
+    _, _, top = setup_layer(TANH, [np.zeros(shape)])
+    assert top[0].shape == shape
+
+
+def test_forward_matches_loops():
+    x = np.random.default_rng(0).standard_normal((3, 4)) * 3
+    x[0, 0] = 800.0
+    _, _, top = setup_layer(TANH, [x])
+    for index in np.ndindex(*x.shape):
+        v = x[index]
+        expected = (math.exp(2 * v) - 1) / (math.exp(2 * v) + 1) if v < 300 else 1.0
+        assert top[0].data[index] == pytest.approx(expected, rel=1e-12)
+
+
+def test_gradients():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4))
+    layer, bottom, top = setup_layer(TANH, [x])
+    check_gradients(layer, bottom, top)
+
+
+def test_in_place():
+    check_in_place_gradients(TANH,
+                             np.random.default_rng(2).standard_normal((3, 4)))
