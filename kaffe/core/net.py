@@ -64,6 +64,22 @@ class Net:
         if weights is not None:
             self.copy_from(weights)
 
+    @classmethod
+    def from_param(cls, param, source=None, dtype=np.float32):
+        """Build a net from an in-memory NetParameter (its state decides the phase).
+
+        Args:
+            param: a caffe_pb2.NetParameter in the current format.
+            source: the NetSource it was read from, so that errors keep naming
+                the file and line of each layer (see kaffe.proto.io.load_net).
+        """
+        from ..proto.io import NetSource
+        net = cls.__new__(cls)
+        net.dtype = np.dtype(dtype)
+        net._source = source if source is not None else NetSource(None)
+        net._init(param)
+        return net
+
     # -- construction ------------------------------------------------------
     def _init(self, in_param):
         self.phase = in_param.state.phase
@@ -726,6 +742,22 @@ def state_meets_rule(state, rule, layer_name):
     return True
 
 
+def layer_included(state, layer_param):
+    """Whether a layer's include/exclude rules admit NetState ``state``.
+
+    No include rules: included unless an exclude rule matches; otherwise
+    included if any include rule matches.
+    """
+    included = not len(layer_param.include)
+    for rule in layer_param.exclude:
+        if included and state_meets_rule(state, rule, layer_param.name):
+            included = False
+    for rule in layer_param.include:
+        if not included and state_meets_rule(state, rule, layer_param.name):
+            included = True
+    return included
+
+
 def filter_net(param, source=None):
     """Keep the layers whose include/exclude rules admit ``param.state``.
 
@@ -746,14 +778,7 @@ def filter_net(param, source=None):
                 layer_param, (source.path if source else None, line),
                 "has both include and exclude rules",
                 fix="specify either include rules or exclude rules, not both")
-        included = not len(layer_param.include)
-        for rule in layer_param.exclude:
-            if included and state_meets_rule(param.state, rule, name):
-                included = False
-        for rule in layer_param.include:
-            if not included and state_meets_rule(param.state, rule, name):
-                included = True
-        if included:
+        if layer_included(param.state, layer_param):
             filtered.layer.add().CopyFrom(layer_param)
             lines.append(line)
     return filtered, lines

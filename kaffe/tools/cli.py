@@ -1,0 +1,98 @@
+"""The ``kaffe`` command: one subcommand per tool, as Caffe's ``caffe`` binary.
+
+Each subcommand is a module ``kaffe/tools/<command>.py`` with
+
+* ``HELP``: one line for ``kaffe --help``;
+* ``add_arguments(parser)``: its options (an argparse subparser);
+* ``run(args)``: does the work and returns the exit status (None = 0);
+* optionally ``LOG_LEVEL``: how much of the ``kaffe`` logger to show without
+  ``-v`` (default INFO, as Caffe's tools log; ``-v`` always shows INFO).
+
+and one line in :data:`COMMANDS`. Command modules import heavy things inside
+``run`` so that ``kaffe --help`` stays fast.
+
+A user's mistake (a KaffeError, or an OSError about a file) prints
+``kaffe: error: <message>`` to stderr and exits with status 2, without a
+traceback; argparse's usage errors exit 2 as well.
+"""
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# command name -> module under kaffe.tools (one function-set per command).
+COMMANDS = {
+    "explain": "explain",
+}
+
+
+def build_parser():
+    """The argparse parser with every registered subcommand."""
+    from .. import __version__
+    parser = argparse.ArgumentParser(
+        prog="kaffe",
+        description="Caffe, rebuilt in Python: train, test and explain nets "
+                    "written as Caffe prototxt files.")
+    parser.add_argument("--version", action="version",
+                        version=f"kaffe {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="show kaffe's INFO log (glog format, on stderr)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, module_name in COMMANDS.items():
+        module = _command_module(module_name)
+        sub = subparsers.add_parser(
+            name, parents=[common], help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def _command_module(module_name):
+    return importlib.import_module(f"{__package__}.{module_name}")
+
+
+def main(argv=None):
+    """Run the ``kaffe`` command line; return the exit status."""
+    from ..core.errors import KaffeError
+    from .logging_setup import glog_to_stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:          # --help, --version, usage errors
+        return e.code if isinstance(e.code, int) else 2
+    module = args._module
+    level = logging.INFO if args.verbose else getattr(
+        module, "LOG_LEVEL", logging.INFO)
+    try:
+        with glog_to_stderr(level):
+            status = module.run(args)
+            sys.stdout.flush()
+    except KaffeError as e:
+        return _fail(str(e))
+    except BrokenPipeError:
+        # The reader went away (`kaffe explain net.prototxt | head`).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        if e.filename is not None:
+            return _fail(f"{e.filename}: {e.strerror or e}")
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+    return 0 if status is None else status
+
+
+def _fail(message):
+    print(f"kaffe: error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
