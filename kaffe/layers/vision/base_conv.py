@@ -101,16 +101,21 @@ class BaseConvolutionLayer(Layer):
     def _per_axis(self, name, repeated, hw_names, default, n):
         """One value per spatial axis from the repeated field or its _h/_w form."""
         p = self.layer_param.convolution_param
-        if hw_names and (p.HasField(hw_names[0]) or p.HasField(hw_names[1])):
+        given = [f for f in hw_names or () if p.HasField(f)]
+        if given:
             if n != 2:
                 raise self.config_error(
-                    f"can only be used for 2-D convolution (this input has "
-                    f"{n} spatial axes)", field=f"{FIELD}.{hw_names[0]}",
+                    "can only be used for 2-D convolution",
+                    field=f"{FIELD}.{given[0]}",
+                    received=f"{n} spatial axes", expected="2",
                     fix=f"use the repeated {name} field instead")
             if len(repeated):
+                both = ", ".join(f"{f}: {getattr(p, f)}" for f in given)
+                values = ", ".join(map(str, repeated))
                 raise self.config_error(
                     f"cannot be combined with {name}",
-                    field=f"{FIELD}.{hw_names[0]}",
+                    field=f"{FIELD}.{given[0]}",
+                    received=f"{both} and {name}: {values}",
                     fix=f"use either {name} or {hw_names[0]}/{hw_names[1]}")
             return (getattr(p, hw_names[0]), getattr(p, hw_names[1]))
         allowed = (1, n) if default is None else (0, 1, n)

@@ -38,23 +38,32 @@ class ConvolutionLayer(BaseConvolutionLayer):
         return tuple(out)
 
     def _geometry(self):
+        if not self.num_spatial_axes:
+            return dict(group=self.group)
         return dict(stride=self.stride, pad=self.pad, dilation=self.dilation,
                     group=self.group)
 
     def _as_nc(self, array):
-        """View an array as (num, channels, *spatial) for the ops."""
+        """View an array as (num, channels, *spatial) for the ops. With no
+        spatial axis (the channel axis is the last: Caffe's 0-D convolution,
+        a fully connected layer) a unit one stands in."""
+        spatial = array.shape[self.channel_axis + 1:] or (1,)
         return array.reshape((self.num, array.shape[self.channel_axis])
-                             + array.shape[self.channel_axis + 1:])
+                             + spatial)
+
+    def _filters(self, array):
+        """The weight blob's data or diff, viewed as the ops want it."""
+        return array.reshape(array.shape[:2] + (self.kernel_shape or (1,)))
 
     def forward(self, bottom, top):
-        w = self.blobs[0].data
+        w = self._filters(self.blobs[0].data)
         b = self.blobs[1].data if self.bias_term else None
         for x_blob, y_blob in zip(bottom, top):
             y = conv_forward(self._as_nc(x_blob.data), w, b, **self._geometry())
             y_blob.data[...] = y.reshape(y_blob.shape)
 
     def backward(self, top, propagate_down, bottom):
-        w = self.blobs[0].data
+        w = self._filters(self.blobs[0].data)
         need_w = self.param_needs_backward(0)
         need_b = self.bias_term and self.param_needs_backward(1)
         for i, (y_blob, x_blob) in enumerate(zip(top, bottom)):
@@ -63,7 +72,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 conv_bias_backward(dy, self.blobs[1].diff)
             if need_w:
                 conv_backward_weights(dy, self._as_nc(x_blob.data),
-                                      self.blobs[0].diff, **self._geometry())
+                                      self._filters(self.blobs[0].diff),
+                                      **self._geometry())
             if propagate_down[i]:
                 dx = conv_backward_data(dy, w, self._as_nc(x_blob.data).shape,
                                         **self._geometry())

@@ -25,7 +25,8 @@ class PoolingLayer(Layer):
     pad_w (MAX and AVE only, smaller than the kernel); global_pooling (kernel =
     the whole input); round_mode CEIL (default) or FLOOR.
     Shape: out = ceil((in + 2·pad − k) / stride) + 1 (floor for FLOOR), minus
-    one if pad > 0 and the last window would start past in + pad.
+    one if pad_h or pad_w > 0 and the last window would start at or past
+    in + pad (Caffe applies this to both axes, even an unpadded one).
     MAX ignores padding and may output the argmax as top[1] (flat h·W + w in
     the channel). AVE divides by the window size counting padding but not the
     overhang past the padded edge. STOCHASTIC samples by value in TRAIN and
@@ -45,11 +46,14 @@ class PoolingLayer(Layer):
         self.round_mode = _P.RoundMode.Name(p.round_mode)
         self.global_pooling = p.global_pooling
         has_kernel_hw = p.HasField("kernel_h") or p.HasField("kernel_w")
+        kernel_fields = ", ".join(
+            f"{f}: {getattr(p, f)}" for f in ("kernel_size", "kernel_h",
+                                              "kernel_w") if p.HasField(f))
         if self.global_pooling:
             if p.HasField("kernel_size") or has_kernel_hw:
                 raise self.config_error(
                     "cannot be combined with a kernel size",
-                    field=f"{FIELD}.global_pooling",
+                    field=f"{FIELD}.global_pooling", received=kernel_fields,
                     fix="remove kernel_size/kernel_h/kernel_w: the kernel is "
                         "the whole input")
         else:
@@ -59,6 +63,7 @@ class PoolingLayer(Layer):
                 raise self.config_error(
                     "must be set as kernel_size, or as both kernel_h and "
                     "kernel_w (not both forms)", field=f"{FIELD}.kernel_size",
+                    received=kernel_fields or "none of them",
                     fix="write kernel_size: K, or kernel_h: H kernel_w: W")
         self.pad = self._pair(p, "pad", 0)
         self.stride = self._pair(p, "stride", 1)
@@ -99,9 +104,13 @@ class PoolingLayer(Layer):
         has_h, has_w = p.HasField(f"{name}_h"), p.HasField(f"{name}_w")
         if has_h or has_w:
             if p.HasField(name) or not (has_h and has_w):
+                given = ", ".join(
+                    f"{f}: {getattr(p, f)}" for f in (name, f"{name}_h",
+                                                      f"{name}_w")
+                    if p.HasField(f))
                 raise self.config_error(
                     f"must be set as {name}, or as both {name}_h and "
-                    f"{name}_w", field=f"{FIELD}.{name}",
+                    f"{name}_w", field=f"{FIELD}.{name}", received=given,
                     fix=f"write {name}: V, or {name}_h: H {name}_w: W")
             return (getattr(p, f"{name}_h"), getattr(p, f"{name}_w"))
         value = getattr(p, name) if p.HasField(name) else default
@@ -119,6 +128,10 @@ class PoolingLayer(Layer):
         for axis, (size, k, s, pad) in enumerate(zip(
                 in_hw, self.kernel_shape, self.stride, self.pad)):
             n = pool_output_size(size, k, s, pad, self.round_mode)
+            # Caffe drops a last window starting at or past in + pad on both
+            # axes as soon as either is padded; pool_output_size sees one.
+            if any(self.pad) and (n - 1) * s >= size + pad:
+                n -= 1
             if n <= 0:
                 raise self.shape_error(
                     f"kernel is larger than the padded input along "
