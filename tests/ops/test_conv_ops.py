@@ -1,0 +1,304 @@
+"""kaffe.ops.im2col and kaffe.ops.conv against naive loop references, finite
+differences and PyTorch."""
+import itertools
+
+import numpy as np
+import pytest
+
+from kaffe.ops import conv
+from kaffe.ops.conv import (conv_backward_data, conv_backward_weights,
+                            conv_bias_backward, conv_forward, conv_output_size)
+from kaffe.ops.im2col import col2im, im2col
+
+
+# --------------------------------------------------------------- references
+
+def naive_im2col(image, kernel, stride, pad, dilation):
+    """Caffe's im2col_nd_cpu one entry at a time: rows (c, i…), columns the
+    output positions (o…), entry image[c, o·s − p + i·d …] or 0 outside."""
+    channels, spatial = image.shape[0], image.shape[1:]
+    out = [conv_output_size(*a)
+           for a in zip(spatial, kernel, stride, pad, dilation)]
+    cols = np.zeros((channels * int(np.prod(kernel)), int(np.prod(out))),
+                    dtype=image.dtype)
+    rows = itertools.product(range(channels), *map(range, kernel))
+    for row, (c, *offset) in enumerate(rows):
+        for col, position in enumerate(itertools.product(*map(range, out))):
+            index = [o * s - p + i * d for o, s, p, i, d
+                     in zip(position, stride, pad, offset, dilation)]
+            if all(0 <= v < n for v, n in zip(index, spatial)):
+                cols[row, col] = image[(c, *index)]
+    return cols
+
+
+def naive_conv(x, w, b, stride, pad, dilation, group):
+    """y[n, m, o…] = b[m] + Σ_{c, i…} w[m, c, i…] · x[n, g·C/group + c,
+    o·s − p + i·d …], with g the group of m and 0 outside the input."""
+    n_spatial = x.ndim - 2
+    stride, pad, dilation = ([v] * n_spatial if isinstance(v, int) else v
+                             for v in (stride, pad, dilation))
+    num_output, c_group = w.shape[:2]
+    kernel = w.shape[2:]
+    out = [conv_output_size(*a)
+           for a in zip(x.shape[2:], kernel, stride, pad, dilation)]
+    y = np.zeros((x.shape[0], num_output, *out), dtype=x.dtype)
+    m_group = num_output // group
+    for n, m in itertools.product(range(x.shape[0]), range(num_output)):
+        g = m // m_group
+        for position in itertools.product(*map(range, out)):
+            total = 0.0 if b is None else b[m]
+            for c, *offset in itertools.product(range(c_group),
+                                                *map(range, kernel)):
+                index = [o * s - p + i * d for o, s, p, i, d
+                         in zip(position, stride, pad, offset, dilation)]
+                if all(0 <= v < size for v, size in zip(index, x.shape[2:])):
+                    total += (w[(m, c, *offset)]
+                              * x[(n, g * c_group + c, *index)])
+            y[(n, m, *position)] = total
+    return y
+
+
+def numeric_gradient(loss, array, eps=1e-6):
+    """Centred differences of the scalar loss() for every entry of array."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = loss()
+        array[index] = saved - eps
+        minus = loss()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+# (x shape, w shape, stride, pad, dilation, group)
+CASES_2D = [
+    ((2, 3, 6, 5), (4, 3, 3, 3), 1, 0, 1, 1),
+    ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), (1, 2), 2),
+    ((1, 4, 9, 8), (4, 1, 3, 3), 2, 1, 1, 4),
+    ((3, 2, 5, 7), (3, 2, 2, 4), (1, 2), (2, 1), (2, 1), 1),
+    ((2, 6, 5, 5), (6, 2, 1, 1), 1, 0, 1, 3),   # 1×1: no unfolding
+    ((2, 2, 5, 5), (3, 2, 1, 1), 2, 1, 1, 1),
+    ((2, 2, 4, 4), (2, 2, 4, 4), 1, 0, 1, 1),   # kernel covers the input
+]
+
+
+@pytest.fixture(params=["one", "two", "all"])
+def chunking(request, monkeypatch):
+    """Split the batch into chunks of 1 image, of 2 (last one partial), or
+    one chunk of all images."""
+    original = conv._Plan.__init__
+
+    def init(plan, *args):
+        original(plan, *args)
+        plan.chunk = {"one": 1, "two": min(2, plan.batch),
+                      "all": plan.batch}[request.param]
+
+    monkeypatch.setattr(conv._Plan, "__init__", init)
+    return request.param
+
+
+@pytest.fixture(params=["col2im", "rows"])
+def backward_data_plan(request, monkeypatch):
+    """Force a backward-data plan ("rows" only where it applies)."""
+    def fits(plan):
+        return (request.param == "rows" and plan.stride[-1] == 1
+                and not plan.pointwise)
+
+    monkeypatch.setattr(conv._Plan, "rows_plan_fits", fits)
+    return request.param
+
+
+def random_case(case, dtype=np.float64, seed=0):
+    x_shape, w_shape, stride, pad, dilation, group = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    return x, w, b, stride, pad, dilation, group
+
+
+# ------------------------------------------------------------------- im2col
+
+def test_conv_output_size():
+    assert conv_output_size(27, 5, 1, 2, 1) == 27
+    assert conv_output_size(227, 11, 4, 0, 1) == 55
+    assert conv_output_size(7, 3, 2, 1, 2) == 3
+    assert conv_output_size(8, 3, 3, 0, 1) == 2
+
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, dilation", [
+    ((3, 5, 6), (3, 3), 1, 0, 1),
+    ((2, 7, 5), (3, 2), (2, 1), (1, 2), (1, 2)),
+    ((2, 4, 5, 3), (2, 3, 2), (1, 2, 1), (0, 1, 1), 1),
+    ((3, 9), (4,), 2, 1, 2),
+])
+def test_im2col_layout_and_col2im_adjoint(shape, kernel, stride, pad,
+                                          dilation):
+    rng = np.random.default_rng(1)
+    image = rng.standard_normal(shape)
+    n = len(kernel)
+    per_axis = [[v] * n if isinstance(v, int) else v
+                for v in (stride, pad, dilation)]
+    expected = naive_im2col(image, kernel, *per_axis)
+    np.testing.assert_array_equal(im2col(image, kernel, stride, pad, dilation),
+                                  expected)
+    batch = np.stack([image, 2 * image])
+    np.testing.assert_array_equal(
+        im2col(batch, kernel, stride, pad, dilation)[1], 2 * expected)
+    # col2im sums each entry back onto its pixel: <im2col x, c> = <x, col2im c>
+    cols = rng.standard_normal(expected.shape)
+    folded = col2im(cols, shape, kernel, stride, pad, dilation)
+    assert folded.shape == shape
+    np.testing.assert_allclose(np.vdot(expected, cols), np.vdot(image, folded),
+                               rtol=1e-12)
+
+
+def test_col2im_accumulates_overlapping_windows():
+    counts = col2im(np.ones((1 * 2 * 2, 2 * 2)), (1, 3, 3), (2, 2))
+    np.testing.assert_array_equal(counts[0],
+                                  [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+
+
+def test_im2col_rejects_a_kernel_larger_than_the_padded_input():
+    with pytest.raises(ValueError, match="does not fit"):
+        im2col(np.zeros((1, 3, 3)), (5, 5), pad=0)
+
+
+# -------------------------------------------------------------- convolution
+
+@pytest.mark.parametrize("case", CASES_2D)
+def test_forward_matches_naive_reference(case, chunking):
+    x, w, b, stride, pad, dilation, group = random_case(case)
+    expected = naive_conv(x, w, b, stride, pad, dilation, group)
+    np.testing.assert_allclose(
+        conv_forward(x, w, b, stride, pad, dilation, group), expected,
+        rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        conv_forward(x, w, None, stride, pad, dilation, group),
+        expected - b[:, None, None], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [
+    ((2, 2, 7), (4, 1, 3), 2, 1, 1, 2),
+    ((2, 2, 4, 5, 4), (3, 2, 2, 3, 2), (1, 2, 1), (1, 0, 1), (1, 1, 2), 1),
+])
+def test_nd_forward_matches_naive_reference(case, chunking):
+    x, w, b, stride, pad, dilation, group = random_case(case)
+    np.testing.assert_allclose(
+        conv_forward(x, w, b, stride, pad, dilation, group),
+        naive_conv(x, w, b, stride, pad, dilation, group),
+        rtol=1e-12, atol=1e-12)
+
+
+GRADIENT_CASES = CASES_2D[:5] + [
+    ((2, 2, 6), (4, 1, 3), 1, 1, 2, 2),
+    ((1, 2, 3, 4, 3), (2, 2, 2, 2, 2), 1, (1, 0, 1), 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", GRADIENT_CASES)
+def test_backward_matches_finite_differences(case, chunking,
+                                             backward_data_plan):
+    x, w, b, stride, pad, dilation, group = random_case(case, seed=2)
+    geometry = (stride, pad, dilation, group)
+    y_shape = conv_forward(x, w, b, *geometry).shape
+    r = np.random.default_rng(3).standard_normal(y_shape)
+
+    def loss():
+        return np.vdot(conv_forward(x, w, b, *geometry), r)
+
+    tol = dict(rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(conv_backward_data(r, w, x.shape, *geometry),
+                               numeric_gradient(loss, x), **tol)
+    # Parameter gradients accumulate onto what the arrays hold.
+    dw = np.full_like(w, 0.5)
+    conv_backward_weights(r, x, dw, *geometry)
+    np.testing.assert_allclose(dw - 0.5, numeric_gradient(loss, w), **tol)
+    db = np.full_like(b, -1.0)
+    conv_bias_backward(r, db)
+    np.testing.assert_allclose(db + 1.0, numeric_gradient(loss, b), **tol)
+
+
+def test_float32_stays_float32():
+    x, w, b, *geometry = random_case(CASES_2D[1], dtype=np.float32)
+    y = conv_forward(x, w, b, *geometry)
+    assert y.dtype == np.float32
+    assert conv_backward_data(y, w, x.shape, *geometry).dtype == np.float32
+    expected = naive_conv(*random_case(CASES_2D[1]))
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [
+    CASES_2D[1], CASES_2D[3], CASES_2D[4], CASES_2D[5],
+    ((5, 8, 12, 11), (6, 4, 5, 3), 1, (2, 1), 1, 2),
+    ((4, 6, 13, 13), (8, 6, 3, 3), 1, 1, 1, 1),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_torch(case, dtype, chunking, backward_data_plan):
+    torch = pytest.importorskip("torch")
+    x, w, b, *geometry = random_case(case, dtype=dtype, seed=4)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, *geometry)
+    dy = np.random.default_rng(5).standard_normal(tuple(ty.shape))
+    dy = dy.astype(dtype)
+    ty.backward(torch.from_numpy(dy))
+    if dtype == np.float32:
+        tol = dict(rtol=1e-4, atol=1e-4)
+    else:
+        tol = dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv_forward(x, w, b, *geometry),
+                               ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(conv_backward_data(dy, w, x.shape, *geometry),
+                               tx.grad.numpy(), **tol)
+    dw, db = np.zeros_like(w), np.zeros_like(b)
+    conv_backward_weights(dy, x, dw, *geometry)
+    conv_bias_backward(dy, db)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), **tol)
+    np.testing.assert_allclose(db, tb.grad.numpy(), **tol)
+
+
+def test_backward_data_is_the_adjoint_of_forward():
+    """What Deconvolution relies on: <conv x, y> = <x, backward_data y>."""
+    x, w, _, *geometry = random_case(CASES_2D[1])
+    y = np.random.default_rng(6).standard_normal(
+        conv_forward(x, w, None, *geometry).shape)
+    np.testing.assert_allclose(
+        np.vdot(conv_forward(x, w, None, *geometry), y),
+        np.vdot(x, conv_backward_data(y, w, x.shape, *geometry)), rtol=1e-12)
+
+
+def test_chunk_sizes_follow_the_column_budget():
+    lenet = conv._Plan(np, np.float32, (64, 20, 12, 12), (50, 20, 5, 5),
+                       1, 0, 1, 1)
+    alexnet = conv._Plan(np, np.float32, (16, 96, 27, 27), (256, 48, 5, 5),
+                         1, 2, 1, 2)
+    assert lenet.chunk == 64 and alexnet.chunk == 1
+
+
+def test_numpy_integer_geometry_is_accepted():
+    x, w, b, *_ = random_case(CASES_2D[0])
+    np.testing.assert_allclose(
+        conv_forward(x, w, b, np.int64(1), [np.int64(0)], (1, 1), 1),
+        naive_conv(x, w, b, 1, 0, 1, 1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, group, match", [
+    ((2, 4, 5, 5), (4, 3, 3, 3), 1, "expect 3 input channels"),
+    ((2, 4, 5, 5), (3, 2, 3, 3), 2, "group 2 must divide"),
+    ((2, 4, 5), (4, 4, 3, 3), 1, "same number"),
+    ((2, 4, 2, 2), (4, 4, 3, 3), 1, "does not fit"),
+])
+def test_invalid_shapes_raise(x_shape, w_shape, group, match):
+    with pytest.raises(ValueError, match=match):
+        conv_forward(np.zeros(x_shape), np.zeros(w_shape), None, 1, 0, 1,
+                     group)
+
+
+def test_dy_shape_is_checked():
+    x, w = np.zeros((2, 3, 5, 5)), np.zeros((4, 3, 3, 3))
+    with pytest.raises(ValueError, match="dy has shape"):
+        conv_backward_data(np.zeros((2, 4, 4, 4)), w, x.shape)
+    with pytest.raises(ValueError, match="dy has shape"):
+        conv_backward_weights(np.zeros((2, 4, 4, 4)), x, np.zeros_like(w))

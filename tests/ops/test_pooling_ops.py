@@ -1,0 +1,276 @@
+"""kaffe.ops.pooling against Caffe's loops (pooling_layer.cpp), written out
+naively."""
+import numpy as np
+import pytest
+
+from kaffe.ops.pooling import (ave_pool_backward, ave_pool_forward,
+                               max_pool_backward, max_pool_forward,
+                               pool_output_size)
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+# --------------------------------------------------------------- references
+
+def windows(out_hw, kernel, stride, pad):
+    """Caffe's windows: (ph, pw, hstart, hend, wstart, wend), unclipped."""
+    for ph in range(out_hw[0]):
+        for pw in range(out_hw[1]):
+            hs, ws = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+            yield ph, pw, hs, hs + kernel[0], ws, ws + kernel[1]
+
+
+def in_image(hs, he, ws, we, height, width):
+    """The window's cells inside the image, rows then columns."""
+    for h in range(max(hs, 0), min(he, height)):
+        for w in range(max(ws, 0), min(we, width)):
+            yield h, w
+
+
+def naive_max_pool(x, kernel, stride, pad, out_hw):
+    """Start at -FLT_MAX; take a cell only if strictly greater (the first
+    maximum wins); padding is never read."""
+    y = np.full(x.shape[:2] + out_hw, -FLT_MAX, dtype=x.dtype)
+    mask = np.full(x.shape[:2] + out_hw, -1)
+    height, width = x.shape[2:]
+    for n, c in np.ndindex(x.shape[:2]):
+        for ph, pw, *window in windows(out_hw, kernel, stride, pad):
+            for h, w in in_image(*window, height, width):
+                if x[n, c, h, w] > y[n, c, ph, pw]:
+                    y[n, c, ph, pw] = x[n, c, h, w]
+                    mask[n, c, ph, pw] = h * width + w
+    return y, mask
+
+
+def naive_max_backward(dy, mask, x_shape):
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n, c, ph, pw in np.ndindex(dy.shape):
+        if mask[n, c, ph, pw] >= 0:
+            h, w = divmod(int(mask[n, c, ph, pw]), x_shape[3])
+            dx[n, c, h, w] += dy[n, c, ph, pw]
+    return dx
+
+
+def caffe_pool_size(hs, he, ws, we, height, width, pad):
+    """AVE divisor: the window cut at the padded edge (H + pad), before it
+    is clipped to the image."""
+    return ((min(he, height + pad[0]) - hs)
+            * (min(we, width + pad[1]) - ws))
+
+
+def naive_ave_pool(x, kernel, stride, pad, out_hw):
+    y = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
+    height, width = x.shape[2:]
+    for n, c in np.ndindex(x.shape[:2]):
+        for ph, pw, *window in windows(out_hw, kernel, stride, pad):
+            for h, w in in_image(*window, height, width):
+                y[n, c, ph, pw] += x[n, c, h, w]
+            y[n, c, ph, pw] /= caffe_pool_size(*window, height, width, pad)
+    return y
+
+
+def naive_ave_backward(dy, x_shape, kernel, stride, pad):
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    height, width = x_shape[2:]
+    for n, c in np.ndindex(x_shape[:2]):
+        for ph, pw, *window in windows(dy.shape[2:], kernel, stride, pad):
+            size = caffe_pool_size(*window, height, width, pad)
+            for h, w in in_image(*window, height, width):
+                dx[n, c, h, w] += dy[n, c, ph, pw] / size
+    return dx
+
+
+def numeric_gradient(loss, array, eps=1e-6):
+    """Centred differences of the scalar loss() for every entry of array."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = loss()
+        array[index] = saved - eps
+        minus = loss()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def output_hw(shape, kernel, stride, pad, mode):
+    return tuple(pool_output_size(s, k, st, p, mode) for s, k, st, p
+                 in zip(shape[2:], pair(kernel), pair(stride), pair(pad)))
+
+
+# (input shape, kernel, stride, pad, round mode)
+CASES = [
+    ((2, 3, 6, 6), 3, 2, 1, "CEIL"),   # windows cross the padded edge
+    ((2, 3, 6, 6), 3, 2, 1, "FLOOR"),
+    ((1, 2, 5, 5), 2, 2, 1, "CEIL"),   # the clip rule drops a window
+    ((2, 2, 7, 6), 3, 2, 0, "CEIL"),   # CEIL overhang without padding
+    ((1, 3, 7, 9), (3, 2), (2, 3), (1, 1), "CEIL"),
+    ((2, 2, 5, 6), (2, 4), (1, 2), (1, 2), "FLOOR"),
+    ((1, 2, 4, 5), (4, 5), 1, 0, "CEIL"),   # global pooling
+]
+
+
+# -------------------------------------------------------------- output size
+
+@pytest.mark.parametrize("size, kernel, stride, pad, mode, expected", [
+    # ceil(5/2) + 1; the last window starts at row 5, inside the image
+    (6, 3, 2, 1, "CEIL", 4),
+    (6, 3, 2, 1, "FLOOR", 3),
+    # ceil(5/2) + 1 = 4, but window 4 would start at row 5 = H: clipped
+    (5, 2, 2, 1, "CEIL", 3),
+    (5, 2, 2, 1, "FLOOR", 3),
+    (112, 3, 2, 1, "CEIL", 57),  # ResNet pool1: 57 in Caffe, 56 in floor mode
+    (112, 3, 2, 0, "CEIL", 56),  # GoogLeNet pool1
+    (55, 3, 2, 0, "CEIL", 27),   # AlexNet pool1
+    (7, 2, 2, 0, "CEIL", 4),     # no pad, no clip: the last window overhangs
+    (7, 2, 2, 0, "FLOOR", 3),
+    (13, 13, 1, 0, "CEIL", 1),   # global
+])
+def test_pool_output_size(size, kernel, stride, pad, mode, expected):
+    assert pool_output_size(size, kernel, stride, pad, mode) == expected
+
+
+def test_pool_output_size_rejects_an_unknown_round_mode():
+    with pytest.raises(ValueError, match="round_mode"):
+        pool_output_size(6, 3, 2, 1, "NEAREST")
+
+
+# ---------------------------------------------------------------------- MAX
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, mode", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_equals_caffe(shape, kernel, stride, pad, mode, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    size = output_hw(shape, kernel, stride, pad, mode)
+    y, mask = max_pool_forward(x, kernel, stride, pad, size)
+    y_ref, mask_ref = naive_max_pool(x, pair(kernel), pair(stride),
+                                     pair(pad), size)
+    assert y.dtype == dtype and mask.dtype == np.int32
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(mask, mask_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(max_pool_backward(dy, mask, shape),
+                                  naive_max_backward(dy, mask_ref, shape))
+
+
+def test_max_pool_keeps_the_first_of_tied_maxima_and_ignores_padding():
+    x = -np.ones((1, 1, 3, 3))
+    x[0, 0, 1, 1] = x[0, 0, 2, 2] = 5.0
+    y, mask = max_pool_forward(x, 3, 2, 1, (2, 2))
+    # Every window holds (1, 1); window (1, 1) also holds (2, 2), later.
+    np.testing.assert_array_equal(y[0, 0], [[5, 5], [5, 5]])
+    np.testing.assert_array_equal(mask[0, 0], [[4, 4], [4, 4]])
+    # A zero pad would beat these all-negative windows if it were read.
+    y, _ = max_pool_forward(-np.ones((1, 1, 2, 2)), 2, 1, 1, (3, 3))
+    np.testing.assert_array_equal(y, -1.0)
+    _, mask = max_pool_forward(np.zeros((1, 1, 2, 4)), 2, 2, 0, (1, 2))
+    np.testing.assert_array_equal(mask[0, 0], [[0, 2]])
+
+
+def test_max_pool_window_without_cells():
+    # CEIL, no padding, stride 3 > kernel 1: window 2 starts at row 6 > 4.
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    size = (pool_output_size(5, 1, 3, 0), 1)
+    assert size == (3, 1)
+    y, mask = max_pool_forward(x, (1, 5), (3, 1), 0, size)
+    np.testing.assert_array_equal(y[0, 0, :, 0], [4, 19, -FLT_MAX])
+    np.testing.assert_array_equal(mask[0, 0, :, 0], [4, 19, -1])
+    dx = max_pool_backward(np.ones_like(y), mask, x.shape)
+    assert dx.sum() == 2 and dx[0, 0, 0, 4] == 1 and dx[0, 0, 3, 4] == 1
+    # Cells at or below -FLT_MAX never win, as in Caffe.
+    y, mask = max_pool_forward(np.full((1, 1, 2, 2), -np.inf), 2, 2, 0,
+                               (1, 1))
+    assert y[0, 0, 0, 0] == -FLT_MAX and mask[0, 0, 0, 0] == -1
+
+
+def test_max_pool_backward_sums_shared_maxima():
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0
+    _, mask = max_pool_forward(x, 2, 1, 0, (2, 2))
+    dy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    dx = max_pool_backward(dy, mask, x.shape)
+    assert dx[0, 0, 1, 1] == 10.0 and dx.sum() == 10.0
+
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, mode", CASES[:3])
+def test_max_pool_backward_matches_finite_differences(shape, kernel, stride,
+                                                      pad, mode):
+    rng = np.random.default_rng(1)
+    x = rng.permutation(np.prod(shape)).reshape(shape) / 7.0  # no ties
+    size = output_hw(shape, kernel, stride, pad, mode)
+    _, mask = max_pool_forward(x, kernel, stride, pad, size)
+    r = rng.standard_normal(mask.shape)
+
+    def loss():
+        return np.vdot(max_pool_forward(x, kernel, stride, pad, size)[0], r)
+
+    np.testing.assert_allclose(max_pool_backward(r, mask, shape),
+                               numeric_gradient(loss, x, eps=1e-4),
+                               atol=1e-8)
+
+
+# ---------------------------------------------------------------------- AVE
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, mode", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ave_pool_equals_caffe(shape, kernel, stride, pad, mode, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    size = output_hw(shape, kernel, stride, pad, mode)
+    y = ave_pool_forward(x, kernel, stride, pad, size)
+    assert y.dtype == dtype
+    geometry = (pair(kernel), pair(stride), pair(pad))
+    np.testing.assert_array_equal(y, naive_ave_pool(x, *geometry, size))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(
+        ave_pool_backward(dy, shape, kernel, stride, pad),
+        naive_ave_backward(dy, shape, *geometry))
+
+
+def test_ave_pool_divisor_counts_padding_but_not_overhang():
+    # 4×4 ones, kernel 3, stride 2, pad 1: 3×3 windows, along each axis
+    # [-1, 2) [1, 4) [3, 6) of sizes 3, 3, 2 (the last is cut at
+    # H + pad = 5) holding 2, 3, 1 in-image cells.
+    y = ave_pool_forward(np.ones((1, 1, 4, 4)), 3, 2, 1, (3, 3))
+    cells, sizes = np.array([2, 3, 1]), np.array([3, 3, 2])
+    expected = np.outer(cells, cells) / np.outer(sizes, sizes)
+    np.testing.assert_allclose(y[0, 0], expected, rtol=1e-15)
+    assert y[0, 0, 2, 2] == 0.25 and y[0, 0, 0, 0] == 4 / 9
+
+
+def test_ave_pool_global_is_the_mean():
+    x = np.random.default_rng(4).standard_normal((2, 3, 4, 5))
+    y = ave_pool_forward(x, (4, 5), 1, 0, (1, 1))
+    np.testing.assert_allclose(y[..., 0, 0], x.mean(axis=(2, 3)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, mode",
+                         [CASES[0], CASES[2], CASES[5]])
+def test_ave_pool_backward_matches_finite_differences(shape, kernel, stride,
+                                                      pad, mode):
+    x = np.random.default_rng(5).standard_normal(shape)
+    size = output_hw(shape, kernel, stride, pad, mode)
+    r = np.random.default_rng(6).standard_normal(shape[:2] + size)
+
+    def loss():
+        return np.vdot(ave_pool_forward(x, kernel, stride, pad, size), r)
+
+    np.testing.assert_allclose(
+        ave_pool_backward(r, shape, kernel, stride, pad),
+        numeric_gradient(loss, x), rtol=1e-6, atol=1e-9)
+
+
+def test_invalid_arguments_raise():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        max_pool_forward(np.zeros((3, 4, 4)), 2, 2, 0, (2, 2))
+    with pytest.raises(ValueError, match="pair"):
+        ave_pool_forward(np.zeros((1, 1, 4, 4)), (2, 2, 2), 2, 0, (2, 2))
+    with pytest.raises(ValueError, match="mask shape"):
+        max_pool_backward(np.zeros((1, 1, 2, 2)),
+                          np.zeros((1, 1, 3, 3), np.int32), (1, 1, 4, 4))
