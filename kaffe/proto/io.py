@@ -122,16 +122,21 @@ def _suggest_enum(enum_name, value):
     return "use one of " + ", ".join(names)
 
 
-def read_text(path, message_class):
-    """Read a prototxt file into a new ``message_class`` instance."""
-    data = _read_bytes(path, "prototxt")
+def _read_text_file(path, what):
+    data = _read_bytes(path, what)
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise KaffeFormatError(
             "is not a text prototxt (it is not UTF-8 text)", file=path,
-            fix="if this is a binary .caffemodel, pass it as weights") from None
-    return parse_text(text, message_class(), path)
+            fix="pass the .prototxt text file here; a binary .caffemodel "
+                "holds weights and goes where weights are asked for") from None
+
+
+def read_text(path, message_class):
+    """Read a prototxt file into a new ``message_class`` instance."""
+    return parse_text(_read_text_file(path, "prototxt"), message_class(),
+                      path)
 
 
 def parse_binary(data, message_class, path=None, what=None):
@@ -260,14 +265,7 @@ def load_net(network):
         upgrade_net_as_needed(param, None)
         return param, source
     path = os.fspath(network)
-    data = _read_bytes(path, "net prototxt")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KaffeFormatError(
-            "is not a text prototxt (it is not UTF-8 text)", file=path,
-            fix="pass the .prototxt net definition here; a binary "
-                ".caffemodel goes in the weights argument") from None
+    text = _read_text_file(path, "net prototxt")
     param = parse_text(text, caffe_pb2.NetParameter(), path)
     names = [l.name for l in param.layer] or [
         l.name or l.layer.name for l in param.layers]

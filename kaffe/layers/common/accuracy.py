@@ -2,6 +2,7 @@
 from ...core.backend import array_module
 from ...core.layer import Layer
 from ...core.registry import register_layer
+from ..loss.loss import read_labels
 
 
 @register_layer("Accuracy")
@@ -49,16 +50,8 @@ class AccuracyLayer(Layer):
         xp = array_module(bottom[0].data)
         channels = bottom[0].shape[self.axis]
         scores = bottom[0].data.reshape(self.outer, channels, self.inner)
-        labels = bottom[1].data.reshape(self.outer, self.inner).astype(xp.int64)
-        valid = (labels != self.ignore_label if self.ignore_label is not None
-                 else xp.ones(labels.shape, dtype=bool))
-        bad = valid & ((labels < 0) | (labels >= channels))
-        if bad.any():
-            raise self.shape_error(
-                "label values must be integers in [0, C)", field="bottom[1]",
-                received=int(labels[bad][0]),
-                expected=f"a value in [0, {channels - 1}]")
-        safe = xp.where(valid, labels, 0)
+        _, valid, safe = read_labels(self, bottom, self.axis, self.outer,
+                                     self.inner, self.ignore_label)
         true_score = xp.take_along_axis(scores, safe[:, None, :], axis=1)
         better = (scores >= true_score).sum(axis=1) - 1
         correct = valid & (better < self.top_k)

@@ -1,4 +1,5 @@
 """LossLayer: the family of layers whose first top is a scalar loss."""
+from ...core.backend import array_module
 from ...core.layer import Layer
 from ...proto import caffe_pb2
 
@@ -61,3 +62,29 @@ def normalizer(mode, outer, inner, valid_count):
     else:
         value = 1
     return max(1.0, float(value))
+
+
+def read_labels(layer, bottom, axis, outer, inner, ignore_label):
+    """Class labels of ``bottom[1]`` for scores ``bottom[0]`` split at ``axis``.
+
+    Labels are truncated to integers (as Caffe's static_cast<int>) and must
+    lie in [0, C) unless they equal ``ignore_label``.
+
+    Returns:
+        (labels, valid, safe): int labels (outer, inner); the mask of labels
+        that count; the labels with ignored ones replaced by 0 (safe to index).
+    """
+    xp = array_module(bottom[1].data)
+    labels = bottom[1].data.reshape(outer, inner).astype(xp.int64)
+    channels = bottom[0].shape[axis]
+    valid = (labels != ignore_label if ignore_label is not None
+             else xp.ones(labels.shape, dtype=bool))
+    bad = valid & ((labels < 0) | (labels >= channels))
+    if bad.any():
+        raise layer.shape_error(
+            "label values must be integers in [0, C)", field="bottom[1]",
+            received=int(labels[bad][0]),
+            expected=f"a value in [0, {channels - 1}]",
+            fix="check the labels and the num_output of the layer that "
+                "makes the scores, or set ignore_label")
+    return labels, valid, xp.where(valid, labels, 0)

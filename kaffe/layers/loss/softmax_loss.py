@@ -4,7 +4,7 @@ import numpy as np
 from ...core.backend import array_module
 from ...core.registry import register_layer
 from ...ops.softmax import softmax
-from .loss import LossLayer, normalization_mode, normalizer
+from .loss import LossLayer, normalization_mode, normalizer, read_labels
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
 
@@ -52,21 +52,8 @@ class SoftmaxWithLossLayer(LossLayer):
             top[1].reshape_like(bottom[0])
 
     def _labels(self, bottom):
-        """Labels as ints (outer, inner), the valid mask, and the safe labels."""
-        xp = array_module(bottom[1].data)
-        labels = bottom[1].data.reshape(self.outer, self.inner).astype(xp.int64)
-        channels = bottom[0].shape[self.axis]
-        valid = (labels != self.ignore_label if self.ignore_label is not None
-                 else xp.ones(labels.shape, dtype=bool))
-        bad = valid & ((labels < 0) | (labels >= channels))
-        if bad.any():
-            raise self.shape_error(
-                "label values must be integers in [0, C)", field="bottom[1]",
-                received=int(labels[bad][0]),
-                expected=f"a value in [0, {channels - 1}]",
-                fix="check the labels, num_output of the layer before, "
-                    "or set loss_param.ignore_label")
-        return labels, valid, xp.where(valid, labels, 0)
+        return read_labels(self, bottom, self.axis, self.outer, self.inner,
+                           self.ignore_label)
 
     def forward(self, bottom, top):
         xp = array_module(bottom[0].data)
