@@ -1,7 +1,15 @@
-"""Every built-in layer, by Caffe's families; importing registers them."""
-from .common import (accuracy, concat, eltwise, flatten, inner_product,  # noqa
-                     silence, softmax, split)
-from .data import dummy_data, input  # noqa: F401
-from .loss import euclidean_loss, softmax_loss  # noqa: F401
-from .neuron import dropout, relu, sigmoid, tanh  # noqa: F401
-from .vision import convolution, lrn, pooling  # noqa: F401
+"""Every built-in layer, one module per type, in folders by Caffe's families.
+
+Importing this package imports every module of the family folders, and each
+module registers its layer class with ``@register_layer``.
+"""
+import importlib
+import pkgutil
+
+FAMILIES = ("common", "data", "loss", "neuron", "normalization", "recurrent",
+            "vision")
+
+for _family in FAMILIES:
+    _package = importlib.import_module(f"{__name__}.{_family}")
+    for _module in pkgutil.iter_modules(_package.__path__):
+        importlib.import_module(f"{_package.__name__}.{_module.name}")
