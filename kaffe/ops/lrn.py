@@ -51,19 +51,37 @@ def _window_sum(a, size, axis):
     return total
 
 
-def _box_sum(a, size):
-    """Sums of ``a`` over centred size × size boxes of each (H, W) plane."""
-    return _window_sum(_window_sum(a, size, axis=2), size, axis=3)
+def _region_sum(a, size, region):
+    """(sums, cells): the sums of ``a`` over each entry's window, ends
+    zero-padded, and the window's cell count. The window is the ``size``
+    channels centred on the entry (ACROSS, n cells) or the size × size box
+    centred on it in its (H, W) plane (WITHIN, n² cells)."""
+    if region == "ACROSS":
+        return _window_sum(a, size, axis=1), size
+    return _window_sum(_window_sum(a, size, axis=2), size, axis=3), size ** 2
 
 
-def _backward(x, dy, y, scale, window_sum, factor, beta):
-    """dx = dy · scale^−β + factor · x · window_sum(dy · y / scale)."""
+def _forward(x, local_size, region, alpha, beta, k):
+    """scale = k + α/cells · Σ_window x², y = x · scale^−β."""
+    xp = array_module(x)
+    _check(x, local_size)
+    scale, cells = _region_sum(x * x, local_size, region)
+    scale *= alpha / cells
+    scale += k
+    y = xp.power(scale, -beta)
+    y *= x
+    return y, scale
+
+
+def _backward(dy, x, y, scale, local_size, region, alpha, beta):
+    """dx = dy · scale^−β − 2αβ/cells · x · Σ_window(dy · y / scale)."""
     xp = array_module(dy)
+    _check(x, local_size)
     ratio = dy * y
     ratio /= scale
-    spread = window_sum(ratio)
+    spread, cells = _region_sum(ratio, local_size, region)
     spread *= x
-    spread *= factor
+    spread *= -2.0 * alpha * beta / cells
     dx = xp.power(scale, -beta)
     dx *= dy
     dx += spread
@@ -81,14 +99,7 @@ def lrn_across_channels_forward(x, local_size, alpha, beta, k):
     Returns:
         (y, scale), both (N, C, H, W): scale = k + α/n · Σ_window x².
     """
-    xp = array_module(x)
-    _check(x, local_size)
-    scale = _window_sum(x * x, local_size, axis=1)
-    scale *= alpha / local_size
-    scale += k
-    y = xp.power(scale, -beta)
-    y *= x
-    return y, scale
+    return _forward(x, local_size, "ACROSS", alpha, beta, k)
 
 
 def lrn_across_channels_backward(dy, x, y, scale, local_size, alpha, beta):
@@ -102,10 +113,7 @@ def lrn_across_channels_backward(dy, x, y, scale, local_size, alpha, beta):
     Returns:
         A new (N, C, H, W) array.
     """
-    _check(x, local_size)
-    return _backward(x, dy, y, scale,
-                      lambda a: _window_sum(a, local_size, axis=1),
-                      -2.0 * alpha * beta / local_size, beta)
+    return _backward(dy, x, y, scale, local_size, "ACROSS", alpha, beta)
 
 
 def lrn_within_channel_forward(x, local_size, alpha, beta):
@@ -120,27 +128,11 @@ def lrn_within_channel_forward(x, local_size, alpha, beta):
         (y, scale), both (N, C, H, W): scale = 1 + α/n² · Σ_n×n box(x²),
         which is Caffe's 1 + α · AVE_POOL(x²).
     """
-    xp = array_module(x)
-    _check(x, local_size)
-    scale = _box_sum(x * x, local_size)
-    scale *= alpha / local_size ** 2
-    scale += 1
-    y = xp.power(scale, -beta)
-    y *= x
-    return y, scale
+    return _forward(x, local_size, "WITHIN", alpha, beta, 1)
 
 
 def lrn_within_channel_backward(dy, x, y, scale, local_size, alpha, beta):
-    """Gradient of WITHIN_CHANNEL LRN.
-
-    Args:
-        dy: (N, C, H, W) gradient of the output.
-        x, y, scale: the forward's input, output and scale.
-        local_size, alpha, beta: as for the forward.
-
-    Returns:
-        A new (N, C, H, W) array.
-    """
-    _check(x, local_size)
-    return _backward(x, dy, y, scale, lambda a: _box_sum(a, local_size),
-                      -2.0 * alpha * beta / local_size ** 2, beta)
+    """Gradient of WITHIN_CHANNEL LRN: arguments and result as for
+    ``lrn_across_channels_backward``, with ``local_size`` the side n of the
+    square window."""
+    return _backward(dy, x, y, scale, local_size, "WITHIN", alpha, beta)

@@ -1,10 +1,14 @@
-"""Helpers for layer tests: build a layer from text, run it, check gradients.
+"""Helpers for layer tests: build a layer from text, run it, check gradients
+and the errors it raises.
 
 The gradient check is Caffe's GradientChecker idea in one projection: with a
 random R_i per checked top, the objective is L = Σ_i Σ top_i·R_i. Backward with
 top diffs R gives dL/dx analytically; central differences of L give it
 numerically, element by element, for every bottom and parameter blob asked
 for. Run it in float64 so that a tolerance of 1e-6 is meaningful.
+
+For plain functions (kaffe.ops), ``numeric_gradient`` gives the central
+differences of any scalar function of one array.
 """
 import numpy as np
 from google.protobuf import text_format
@@ -55,6 +59,80 @@ def setup_layer(text, bottoms, n_top=1, phase=caffe_pb2.TEST,
     layer.SetUp(bottom, top)
     layer.Forward(bottom, top)
     return layer, bottom, top
+
+
+def setup_in_place(text, bottoms, phase=caffe_pb2.TEST, dtype=np.float64):
+    """Make a layer whose tops are its bottoms (in place) and SetUp.
+
+    Unlike ``setup_layer`` this does not Forward, which would overwrite the
+    inputs. Returns (layer, bottom blobs, top blobs): two lists of the same
+    Blob objects, ready for ``check_gradients``.
+    """
+    layer = make_layer(text, phase, dtype)
+    bottom = blobs_from(bottoms, dtype)
+    top = list(bottom)
+    layer.SetUp(bottom, top)
+    return layer, bottom, top
+
+
+def check_backward_overwrites(layer, bottom, top):
+    """Check Backward on a set-up one-bottom layer whose top diffs are set.
+
+    A second Backward must give the same bottom diff (it is overwritten, not
+    accumulated into), and one with propagate_down False must leave the
+    bottom diff as it was.
+    """
+    layer.Backward(top, [True], bottom)
+    first = bottom[0].diff.copy()
+    layer.Backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, first)
+    bottom[0].diff[...] = 5
+    layer.Backward(top, [False], bottom)
+    assert (bottom[0].diff == 5).all()
+
+
+def check_layer_error(info, field, received, layer):
+    """Check the KaffeError that ``pytest.raises`` caught in ``info``.
+
+    Its ``field`` attribute must be ``field``, and its message must name
+    ``layer 'layer'``, the field and ``received <received>``.
+    """
+    message = str(info.value)
+    assert info.value.field == field
+    assert f"layer '{layer}'" in message and field in message
+    assert f"received {received}" in message
+
+
+def _central_difference(loss, array, index, eps):
+    """(loss(a + eps) − loss(a − eps)) / 2eps for the entry ``array[index]``,
+    which is restored afterwards."""
+    saved = array[index]
+    array[index] = saved + eps
+    plus = loss()
+    array[index] = saved - eps
+    minus = loss()
+    array[index] = saved
+    return (plus - minus) / (2 * eps)
+
+
+def numeric_gradient(loss, array, eps=1e-6):
+    """Central-difference gradient of a scalar function of ``array``.
+
+    Args:
+        loss: a function of no arguments that reads ``array`` and returns a
+            scalar.
+        array: the array to differentiate by; each entry is moved by ± eps
+            in place (and restored) while ``loss`` is evaluated.
+        eps: the finite-difference step.
+
+    Returns:
+        An array like ``array``: entry i is (loss(+eps at i) − loss(−eps at
+        i)) / 2eps.
+    """
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        grad[index] = _central_difference(loss, array, index, eps)
+    return grad
 
 
 def check_gradients(layer, bottom, top, *, check_bottom=None,
@@ -134,16 +212,10 @@ def check_gradients(layer, bottom, top, *, check_bottom=None,
             indices = np.linspace(0, flat.size - 1, max_elements).astype(int)
         grad = analytic[name].reshape(-1)
         for k in indices:
-            original = flat[k]
             if is_bottom and kink is not None and abs(
-                    original - kink[0]) < kink[1]:
+                    flat[k] - kink[0]) < kink[1]:
                 continue
-            flat[k] = original + eps
-            plus = objective()
-            flat[k] = original - eps
-            minus = objective()
-            flat[k] = original
-            numeric = (plus - minus) / (2 * eps)
+            numeric = _central_difference(objective, flat, k, eps)
             scale = max(1.0, abs(grad[k]), abs(numeric))
             if abs(grad[k] - numeric) > tol * scale:
                 failures.append((abs(grad[k] - numeric) / scale, name, int(k),

@@ -9,6 +9,7 @@ from kaffe.ops import conv
 from kaffe.ops.conv import (conv_backward_data, conv_backward_weights,
                             conv_bias_backward, conv_forward, conv_output_size)
 from kaffe.ops.im2col import col2im, im2col
+from kaffe.testing.gradient import numeric_gradient
 
 
 # --------------------------------------------------------------- references
@@ -56,20 +57,6 @@ def naive_conv(x, w, b, stride, pad, dilation, group):
                               * x[(n, g * c_group + c, *index)])
             y[(n, m, *position)] = total
     return y
-
-
-def numeric_gradient(loss, array, eps=1e-6):
-    """Centred differences of the scalar loss() for every entry of array."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + eps
-        plus = loss()
-        array[index] = saved - eps
-        minus = loss()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * eps)
-    return grad
 
 
 # (x shape, w shape, stride, pad, dilation, group)

@@ -6,6 +6,7 @@ from kaffe.ops.lrn import (lrn_across_channels_backward,
                            lrn_across_channels_forward,
                            lrn_within_channel_backward,
                            lrn_within_channel_forward)
+from kaffe.testing.gradient import numeric_gradient
 
 
 def naive_across(x, n, alpha, beta, k):
@@ -38,20 +39,6 @@ def naive_within(x, n, alpha, beta):
                                                              * (we - ws))
     scale = 1 + alpha * pooled
     return x * scale ** -beta, scale
-
-
-def numeric_gradient(loss, array, eps=1e-6):
-    """Centred differences of the scalar loss() for every entry of array."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + eps
-        plus = loss()
-        array[index] = saved - eps
-        minus = loss()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * eps)
-    return grad
 
 
 # (shape, local_size, alpha, beta, k): AlexNet's values; a large alpha so

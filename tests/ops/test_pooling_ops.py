@@ -6,6 +6,7 @@ import pytest
 from kaffe.ops.pooling import (ave_pool_backward, ave_pool_forward,
                                max_pool_backward, max_pool_forward,
                                pool_output_size)
+from kaffe.testing.gradient import numeric_gradient
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -78,20 +79,6 @@ def naive_ave_backward(dy, x_shape, kernel, stride, pad):
             for h, w in in_image(*window, height, width):
                 dx[n, c, h, w] += dy[n, c, ph, pw] / size
     return dx
-
-
-def numeric_gradient(loss, array, eps=1e-6):
-    """Centred differences of the scalar loss() for every entry of array."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + eps
-        plus = loss()
-        array[index] = saved - eps
-        minus = loss()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def pair(v):

@@ -1,10 +1,14 @@
 """Eltwise: SUM (coeff), PROD, MAX (tie rule); gradients; errors."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeConfigError, KaffeShapeError
-from kaffe.testing.gradient import (blobs_from, check_gradients, make_layer,
-                                    setup_layer)
+from kaffe.testing.gradient import (blobs_from, check_gradients,
+                                    check_layer_error, make_layer, setup_layer)
+
+check_error = partial(check_layer_error, layer="elt")
 
 
 def eltwise_text(param=""):
@@ -40,13 +44,6 @@ def reference(arrays, op, coeffs=None):
             out[index] = best
             winner[index] = arg
     return out, winner
-
-
-def check_error(info, field, received):
-    message = str(info.value)
-    assert info.value.field == field
-    assert "layer 'elt'" in message and field in message
-    assert f"received {received}" in message
 
 
 @pytest.mark.parametrize("n, shape", [(2, (2, 3)), (3, (2, 3, 4, 5)),

@@ -1,21 +1,18 @@
 """Flatten: shapes for axis/end_axis, shared data and diff, gradients, errors."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeConfigError, KaffeShapeError
-from kaffe.testing.gradient import (blobs_from, check_gradients, make_layer,
-                                    setup_layer)
+from kaffe.testing.gradient import (blobs_from, check_gradients,
+                                    check_layer_error, make_layer, setup_layer)
+
+check_error = partial(check_layer_error, layer="flat")
 
 
 def flatten_text(param=""):
     return f'name: "flat" type: "Flatten" top: "flat" flatten_param {{ {param} }}'
-
-
-def check_error(info, field, received):
-    message = str(info.value)
-    assert info.value.field == field
-    assert "layer 'flat'" in message and field in message
-    assert f"received {received}" in message
 
 
 @pytest.mark.parametrize("param, expected", [

@@ -1,10 +1,14 @@
 """DummyData: shapes (new and legacy), constant vs refilled random fillers."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeConfigError
 from kaffe.core.random import set_random_seed
-from kaffe.testing.gradient import empty_blobs, make_layer
+from kaffe.testing.gradient import check_layer_error, empty_blobs, make_layer
+
+check_error = partial(check_layer_error, layer="dummy")
 
 
 def dummy(param, n_top=1):
@@ -13,13 +17,6 @@ def dummy(param, n_top=1):
     top = empty_blobs(n_top)
     layer.SetUp([], top)
     return layer, top
-
-
-def check_error(info, field, received):
-    message = str(info.value)
-    assert info.value.field == field
-    assert "layer 'dummy'" in message and field in message
-    assert f"received {received}" in message
 
 
 @pytest.mark.parametrize("param, n_top, shapes", [

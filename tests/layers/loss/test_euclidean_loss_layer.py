@@ -1,10 +1,15 @@
 """EuclideanLoss: Σ(a − b)² / (2N), gradients into both bottoms."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeShapeError
-from kaffe.testing.gradient import (blobs_from, check_gradients, empty_blobs,
-                                    make_layer, setup_layer)
+from kaffe.testing.gradient import (blobs_from, check_gradients,
+                                    check_layer_error, empty_blobs, make_layer,
+                                    setup_layer)
+
+check_error = partial(check_layer_error, layer="loss")
 
 
 def loss_text(extra=""):
@@ -78,20 +83,13 @@ def test_loss_weight_scales_loss_and_gradient():
     np.testing.assert_allclose(db2, 0.5 * db1, rtol=1e-12)
 
 
-def check_error(info, received):
-    message = str(info.value)
-    assert info.value.field == "bottom"
-    assert "layer 'loss'" in message and "bottom" in message
-    assert f"received {received}" in message
-
-
 def test_values_per_item_must_match():
     with pytest.raises(KaffeShapeError) as info:
         setup_layer(loss_text(), pair((4, 3), (4, 4)))
-    check_error(info, "'(4, 3) and (4, 4)'")
+    check_error(info, "bottom", "'(4, 3) and (4, 4)'")
 
 
 def test_first_dims_must_match():
     with pytest.raises(KaffeShapeError) as info:
         setup_layer(loss_text(), pair((4, 3), (3, 4)))
-    check_error(info, "'(4, 3) and (3, 4)'")
+    check_error(info, "bottom", "'(4, 3) and (3, 4)'")

@@ -1,13 +1,17 @@
 """SoftmaxWithLoss: normalization modes, ignore_label, the FLT_MIN clamp,
 spatial labels, loss weights, gradients and errors."""
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeConfigError, KaffeShapeError
-from kaffe.testing.gradient import (blobs_from, check_gradients, empty_blobs,
-                                    make_layer, setup_layer)
+from kaffe.testing.gradient import (blobs_from, check_gradients,
+                                    check_layer_error, empty_blobs, make_layer,
+                                    setup_layer)
+
+check_error = partial(check_layer_error, layer="loss")
 
 FLT_MIN = 1.1754943508222875e-38  # the smallest normal float32
 
@@ -50,13 +54,6 @@ def data(shape=(4, 5), axis=1, seed=0, ignore=None):
     if ignore is not None:
         labels.reshape(-1)[::3] = ignore
     return scores, labels
-
-
-def check_error(info, field, received):
-    message = str(info.value)
-    assert info.value.field == field
-    assert "layer 'loss'" in message and field in message
-    assert f"received {received}" in message
 
 
 @pytest.mark.parametrize("shape, axis, label_shape", [

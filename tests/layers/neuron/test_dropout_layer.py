@@ -5,8 +5,8 @@ import pytest
 from kaffe.core.errors import KaffeConfigError
 from kaffe.core.random import set_random_seed
 from kaffe.proto import caffe_pb2
-from kaffe.testing.gradient import (blobs_from, check_gradients, make_layer,
-                                    setup_layer)
+from kaffe.testing.gradient import (check_gradients, check_layer_error,
+                                    setup_in_place, setup_layer)
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
@@ -20,31 +20,6 @@ def dropout_text(ratio=None):
 def train_forward(x, ratio, seed):
     set_random_seed(seed)
     return setup_layer(dropout_text(ratio), [x], phase=TRAIN)
-
-
-def check_in_place_gradients(text, x, phase, reseed, eps=1e-5, tol=1e-6):
-    """Backward with top == bottom against central differences of forward."""
-    layer = make_layer(text, phase)
-    blob = blobs_from([x])[0]
-    layer.SetUp([blob], [blob])
-
-    def run(values):
-        blob.data[...] = values
-        set_random_seed(reseed)
-        layer.Forward([blob], [blob])
-        return blob.data.copy()
-
-    run(x)
-    weights = np.random.default_rng(1701).standard_normal(x.shape)
-    blob.diff[...] = weights
-    layer.Backward([blob], [True], [blob])
-    analytic = blob.diff.copy()
-    for index in np.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[index] += eps
-        minus[index] -= eps
-        numeric = ((run(plus) - run(minus)) * weights).sum() / (2 * eps)
-        assert analytic[index] == pytest.approx(numeric, rel=tol, abs=tol)
 
 
 @pytest.mark.parametrize("shape, phase", [((2, 3), TRAIN), ((2, 3, 4, 5), TEST),
@@ -110,11 +85,9 @@ def test_test_phase_is_identity():
     top[0].diff[...] = 3.0
     layer.Backward(top, [True], bottom)
     assert (bottom[0].diff == 3.0).all()
-    blob = blobs_from([x])[0]
-    in_place = make_layer(dropout_text(0.7), TEST)
-    in_place.SetUp([blob], [blob])
-    in_place.Forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, x)
+    in_place, bottom, top = setup_in_place(dropout_text(0.7), [x], TEST)
+    in_place.Forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data, x)
 
 
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
@@ -128,14 +101,13 @@ def test_gradients(phase):
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_in_place(phase):
     x = np.random.default_rng(4).standard_normal((4, 5))
-    check_in_place_gradients(dropout_text(0.3), x, phase, reseed=12)
+    layer, bottom, top = setup_in_place(dropout_text(0.3), [x], phase)
+    check_gradients(layer, bottom, top, reseed=12)
 
 
 @pytest.mark.parametrize("ratio", [1.0, -0.5, 1.5])
 def test_ratio_must_be_a_fraction(ratio):
     with pytest.raises(KaffeConfigError) as info:
         setup_layer(dropout_text(ratio), [np.ones(3)], phase=TRAIN)
-    message = str(info.value)
-    assert info.value.field == "dropout_param.dropout_ratio"
-    assert "layer 'drop'" in message and "dropout_param.dropout_ratio" in message
-    assert f"received {ratio}" in message
+    check_layer_error(info, "dropout_param.dropout_ratio", ratio,
+                      layer="drop")

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeConfigError
-from kaffe.testing.gradient import (blobs_from, check_gradients, empty_blobs,
-                                    make_layer, setup_layer)
+from kaffe.testing.gradient import (blobs_from, check_gradients,
+                                    check_layer_error, empty_blobs,
+                                    make_layer, setup_in_place, setup_layer)
 
 
 def relu_text(slope=None):
@@ -19,32 +20,6 @@ def reference(x, slope):
         v = x[index]
         out[index] = max(v, 0.0) + slope * min(v, 0.0)
     return out
-
-
-def check_in_place_gradients(text, x, kink=None, eps=1e-5, tol=1e-6):
-    """Backward with top == bottom against central differences of forward."""
-    layer = make_layer(text)
-    blob = blobs_from([x])[0]
-    layer.SetUp([blob], [blob])
-
-    def run(values):
-        blob.data[...] = values
-        layer.Forward([blob], [blob])
-        return blob.data.copy()
-
-    run(x)
-    weights = np.random.default_rng(1701).standard_normal(x.shape)
-    blob.diff[...] = weights
-    layer.Backward([blob], [True], [blob])
-    analytic = blob.diff.copy()
-    for index in np.ndindex(*x.shape):
-        if kink is not None and abs(x[index] - kink[0]) < kink[1]:
-            continue
-        plus, minus = x.copy(), x.copy()
-        plus[index] += eps
-        minus[index] -= eps
-        numeric = ((run(plus) - run(minus)) * weights).sum() / (2 * eps)
-        assert analytic[index] == pytest.approx(numeric, rel=tol, abs=tol)
 
 
 @pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4, 5), ()])
@@ -71,7 +46,8 @@ def test_gradients(slope):
 @pytest.mark.parametrize("slope", [None, 0.2])
 def test_in_place(slope):
     x = np.random.default_rng(2).standard_normal((3, 5))
-    check_in_place_gradients(relu_text(slope), x, kink=(0, 1e-3))
+    layer, bottom, top = setup_in_place(relu_text(slope), [x])
+    check_gradients(layer, bottom, top, kink=(0, 1e-3))
 
 
 @pytest.mark.parametrize("slope", [None, 0.25])
@@ -87,6 +63,4 @@ def test_takes_one_bottom():
     layer = make_layer(relu_text())
     with pytest.raises(KaffeConfigError) as info:
         layer.SetUp(blobs_from([np.zeros(2), np.zeros(2)]), empty_blobs(1))
-    assert info.value.field == "bottom"
-    assert "layer 'relu'" in str(info.value)
-    assert "received '2 bottom blob(s)'" in str(info.value)
+    check_layer_error(info, "bottom", "'2 bottom blob(s)'", layer="relu")

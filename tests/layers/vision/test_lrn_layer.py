@@ -1,9 +1,15 @@
 """LRN: shapes, loop references for both regions, gradients, errors."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from kaffe.core.errors import KaffeShapeError, KaffeConfigError
-from kaffe.testing.gradient import check_gradients, setup_layer
+from kaffe.testing.gradient import (check_backward_overwrites,
+                                    check_gradients, check_layer_error,
+                                    setup_layer)
+
+check_error = partial(check_layer_error, layer="norm")
 
 
 def lrn(extra=""):
@@ -42,14 +48,6 @@ def f32(value):
     """lrn_param's alpha, beta and k are proto floats: 0.6 is read as the
     float32 nearest to it."""
     return float(np.float32(value))
-
-
-def check_error(info, field, received, layer="norm"):
-    message = str(info.value)
-    assert info.value.field == field
-    assert f"layer '{layer}'" in message
-    assert field in message
-    assert f"received {received}" in message
 
 
 def random(shape, seed=0):
@@ -144,13 +142,7 @@ def test_bottom_diff_is_overwritten_and_propagate_down_respected():
     layer, bottom, top = setup_layer(lrn("local_size: 3"),
                                      [random((1, 3, 2, 2), 6)])
     top[0].diff[...] = random(top[0].shape, 7)
-    layer.Backward(top, [True], bottom)
-    first = bottom[0].diff.copy()
-    layer.Backward(top, [True], bottom)
-    np.testing.assert_array_equal(bottom[0].diff, first)
-    bottom[0].diff[...] = 5
-    layer.Backward(top, [False], bottom)
-    assert (bottom[0].diff == 5).all()
+    check_backward_overwrites(layer, bottom, top)
 
 
 @pytest.mark.parametrize("size", [4, 0, 2])
