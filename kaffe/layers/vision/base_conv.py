@@ -144,6 +144,25 @@ class BaseConvolutionLayer(Layer):
                 "has the wrong bias shape", field="blobs[1]",
                 received=self.blobs[1].shape, expected=bias_shape)
 
+    def _geometry(self):
+        """The ops' keyword arguments for this layer's geometry."""
+        if not self.num_spatial_axes:
+            return dict(group=self.group)
+        return dict(stride=self.stride, pad=self.pad, dilation=self.dilation,
+                    group=self.group)
+
+    def _as_nc(self, array):
+        """View an array as (num, channels, *spatial) for the ops. With no
+        spatial axis (the channel axis is the last: Caffe's 0-D convolution,
+        a fully connected layer) a unit one stands in."""
+        spatial = array.shape[self.channel_axis + 1:] or (1,)
+        return array.reshape((self.num, array.shape[self.channel_axis])
+                             + spatial)
+
+    def _filters(self, array):
+        """The weight blob's data or diff, viewed as the ops want it."""
+        return array.reshape(array.shape[:2] + (self.kernel_shape or (1,)))
+
     def compute_output_shape(self, spatial):
         """Spatial output shape for an input of spatial shape ``spatial``."""
         raise TypeError(f"{type(self).__name__} does not define "

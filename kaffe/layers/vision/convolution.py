@@ -37,24 +37,6 @@ class ConvolutionLayer(BaseConvolutionLayer):
             out.append((padded - extent) // self.stride[i] + 1)
         return tuple(out)
 
-    def _geometry(self):
-        if not self.num_spatial_axes:
-            return dict(group=self.group)
-        return dict(stride=self.stride, pad=self.pad, dilation=self.dilation,
-                    group=self.group)
-
-    def _as_nc(self, array):
-        """View an array as (num, channels, *spatial) for the ops. With no
-        spatial axis (the channel axis is the last: Caffe's 0-D convolution,
-        a fully connected layer) a unit one stands in."""
-        spatial = array.shape[self.channel_axis + 1:] or (1,)
-        return array.reshape((self.num, array.shape[self.channel_axis])
-                             + spatial)
-
-    def _filters(self, array):
-        """The weight blob's data or diff, viewed as the ops want it."""
-        return array.reshape(array.shape[:2] + (self.kernel_shape or (1,)))
-
     def forward(self, bottom, top):
         w = self._filters(self.blobs[0].data)
         b = self.blobs[1].data if self.bias_term else None

@@ -46,23 +46,6 @@ class DeconvolutionLayer(BaseConvolutionLayer):
             out.append(full - 2 * self.pad[i])
         return tuple(out)
 
-    def _geometry(self):
-        if not self.num_spatial_axes:
-            return dict(group=self.group)
-        return dict(stride=self.stride, pad=self.pad, dilation=self.dilation,
-                    group=self.group)
-
-    def _as_nc(self, array):
-        """View an array as (num, channels, *spatial) for the ops (a unit
-        spatial axis when there is none)."""
-        spatial = array.shape[self.channel_axis + 1:] or (1,)
-        return array.reshape((self.num, array.shape[self.channel_axis])
-                             + spatial)
-
-    def _filters(self, array):
-        """The weight blob's data or diff, viewed as the ops want it."""
-        return array.reshape(array.shape[:2] + (self.kernel_shape or (1,)))
-
     def forward(self, bottom, top):
         # The deconvolution's input plays the convolution's output (dy).
         w = self._filters(self.blobs[0].data)
