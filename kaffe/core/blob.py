@@ -264,7 +264,8 @@ class Blob:
         from ..proto import caffe_pb2
         proto = caffe_pb2.BlobProto() if proto is None else proto
         proto.Clear()
-        proto.shape.dim.extend(self._shape)
+        if self._shape:  # a 0-axis blob writes no shape field, as Caffe's
+            proto.shape.dim.extend(self._shape)
         double = self.dtype == np.float64
         target_data = proto.double_data if double else proto.data
         target_data.extend(_host(self.data).ravel().tolist())

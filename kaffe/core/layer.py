@@ -178,6 +178,21 @@ class Layer:
                    layer_type=self.type or self.layer_param.type, field=field,
                    **details)
 
+    def no_gradient_error(self, bottom_index, what):
+        """The error for a backward request into an input that has no
+        gradient (labels, indices, selectors); ``what`` names the input."""
+        n = len(self.layer_param.bottom) or bottom_index + 1
+        flags = " ".join(
+            f"propagate_down: {'false' if i == bottom_index else 'true'}"
+            for i in range(n))
+        return self.config_error(
+            f"asks for the gradient of {what} (bottom[{bottom_index}]), "
+            f"which {self.type} cannot compute", field="propagate_down",
+            received=f"true for bottom[{bottom_index}]",
+            expected=f"false for bottom[{bottom_index}]",
+            fix=f"add '{flags}' to the layer, or feed that input from a "
+                "layer that needs no gradient (and drop force_backward)")
+
     def check_blob_counts(self, bottom, top):
         """Enforce the class's bottom/top count contract."""
         def check(n, kind, exact, low, high):

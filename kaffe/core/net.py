@@ -487,13 +487,30 @@ class Net:
 
     # -- weights -------------------------------------------------------------
     def copy_from(self, path):
-        """Load weights from a .caffemodel (binary NetParameter) file.
+        """Load weights from a .caffemodel: binary NetParameter or HDF5.
 
-        Layers are matched by name; source layers this net lacks are skipped
-        with a log line; a shape mismatch raises KaffeShapeError.
+        As Caffe, the file's content decides (the HDF5 signature), not its
+        name. Layers are matched by name; source layers this net lacks are
+        skipped with a log line; a shape mismatch raises KaffeShapeError.
         """
+        from ..proto.hdf5 import is_hdf5
+        if is_hdf5(path):
+            self.load_hdf5(path)
+            return
         from ..proto.io import load_weights
         self.copy_trained_layers_from(load_weights(path), path)
+
+    def load_hdf5(self, path):
+        """Load weights from an HDF5 file in Caffe's layout (pycaffe's
+        load_hdf5; see kaffe.proto.hdf5). Needs h5py (kaffe[hdf5])."""
+        from ..proto.hdf5 import load_hdf5
+        load_hdf5(self, path)
+
+    def save_hdf5(self, path, write_diff=False):
+        """Write the weights (and diffs) as HDF5 in Caffe's layout,
+        atomically (pycaffe's save_hdf5). Needs h5py (kaffe[hdf5])."""
+        from ..proto.hdf5 import save_hdf5
+        save_hdf5(self, path, write_diff)
 
     def copy_trained_layers_from(self, param, path=None):
         """Copy the blobs of ``param``'s layers into same-named layers here."""

@@ -54,12 +54,7 @@ class BatchReindexLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[1]:
-            raise self.config_error(
-                "asks for the gradient of the indices (bottom[1]), which "
-                "BatchReindex cannot compute", field="propagate_down",
-                received="true for bottom[1]", expected="false for bottom[1]",
-                fix="add 'propagate_down: true propagate_down: false' to the "
-                    "layer")
+            raise self.no_gradient_error(1, "the indices")
         if not propagate_down[0]:
             return
         dx = bottom[0].diff

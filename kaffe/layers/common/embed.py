@@ -103,11 +103,7 @@ class EmbedLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            raise self.config_error(
-                "asks for the gradient of the input indices (bottom[0]), "
-                "which Embed cannot compute", field="propagate_down",
-                received="true for bottom[0]", expected="false",
-                fix="add 'propagate_down: false' to the layer")
+            raise self.no_gradient_error(0, "the input indices")
         dy = top[0].diff.reshape(-1, self.num_output)
         if self.param_needs_backward(0):
             xp = array_module(dy)

@@ -65,13 +65,7 @@ class FilterLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         last = len(bottom) - 1
         if propagate_down[last]:
-            raise self.config_error(
-                f"asks for the gradient of the selector (bottom[{last}]), "
-                "which Filter cannot compute", field="propagate_down",
-                received=f"true for bottom[{last}]",
-                expected=f"false for bottom[{last}]",
-                fix="give the layer one propagate_down per bottom, false "
-                    "for the last")
+            raise self.no_gradient_error(last, "the selector")
         for i, out in enumerate(top):
             if propagate_down[i]:
                 dx = bottom[i].diff

@@ -130,13 +130,7 @@ class InfogainLossLayer(LossLayer):
         if propagate_down[1]:
             raise self.label_backward_error()
         if len(propagate_down) > 2 and propagate_down[2]:
-            raise self.config_error(
-                "asks for the gradient of the infogain matrix (bottom[2]), "
-                "which InfogainLoss cannot compute", field="propagate_down",
-                received="true for bottom[2]", expected="false for bottom[2]",
-                fix="add 'propagate_down: true propagate_down: false "
-                    "propagate_down: false' to the layer, or feed H from a "
-                    "layer without parameters and without force_backward")
+            raise self.no_gradient_error(2, "the infogain matrix")
         if not propagate_down[0]:
             return
         _, valid, safe = self._labels(bottom)

@@ -40,12 +40,7 @@ class LossLayer(Layer):
 
     def label_backward_error(self):
         """The error for a request to backpropagate into the labels."""
-        return self.config_error(
-            "asks for the gradient of the label input (bottom[1]), which "
-            f"{self.type} cannot compute", field="propagate_down",
-            received="true for bottom[1]", expected="false for bottom[1]",
-            fix="add 'propagate_down: true propagate_down: false' to the "
-                "layer, or feed the labels from a layer without parameters")
+        return self.no_gradient_error(1, "the label input")
 
 
 def normalization_mode(loss_param, default=_NORM.VALID):

@@ -50,12 +50,7 @@ class LSTMUnitLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[2]:
-            raise self.config_error(
-                "cannot back-propagate to the sequence continuation "
-                "indicators (bottom 2, cont)", field="propagate_down",
-                received=list(propagate_down),
-                fix="feed cont from a layer that needs no gradient, or add "
-                    "propagate_down: false for it")
+            raise self.no_gradient_error(2, "the sequence continuation indicators (cont)")
         if not (propagate_down[0] or propagate_down[1]):
             return
         acts = lstm_gate_activations(bottom[1].data, bottom[2].data)

@@ -163,12 +163,7 @@ class RecurrentLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[1]:
-            raise self.config_error(
-                "cannot back-propagate to the sequence continuation "
-                "indicators (bottom 1, cont)", field="propagate_down",
-                received=list(propagate_down),
-                fix="feed cont from a layer that needs no gradient, or add "
-                    "propagate_down: false for it")
+            raise self.no_gradient_error(1, "the sequence continuation indicators (cont)")
         x, cont, x_static = self._inputs(bottom)
         grads = self.run_backward(top[0].diff, x, cont, self._params(),
                                   self._cache, x_static)

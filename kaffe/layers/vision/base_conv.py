@@ -3,10 +3,9 @@ import logging
 
 from ...core.filler import fill
 from ...core.layer import Layer
+from .conv_geometry import FIELD, read_conv_geometry
 
 log = logging.getLogger("kaffe")
-
-FIELD = "convolution_param"
 
 
 class BaseConvolutionLayer(Layer):
@@ -29,32 +28,14 @@ class BaseConvolutionLayer(Layer):
 
     def setup(self, bottom, top):
         p = self.layer_param.convolution_param
-        self.channel_axis = self.canonical_axis(bottom[0], p.axis,
-                                                f"{FIELD}.axis")
-        n = bottom[0].num_axes - self.channel_axis - 1
-        self.num_spatial_axes = n
-        self.kernel_shape = self._per_axis(
-            "kernel_size", p.kernel_size, ("kernel_h", "kernel_w"), None, n)
-        for k in self.kernel_shape:
-            if k <= 0:
-                raise self.config_error(
-                    "must be > 0 (filter dimensions cannot be zero)",
-                    field=f"{FIELD}.kernel_size", received=self.kernel_shape,
-                    fix="set kernel_size (or kernel_h and kernel_w)")
-        self.stride = self._per_axis("stride", p.stride,
-                                     ("stride_h", "stride_w"), 1, n)
-        for s in self.stride:
-            if s <= 0:
-                raise self.config_error(
-                    "must be > 0", field=f"{FIELD}.stride",
-                    received=self.stride)
-        self.pad = self._per_axis("pad", p.pad, ("pad_h", "pad_w"), 0, n)
-        self.dilation = self._per_axis("dilation", p.dilation, None, 1, n)
-        for d in self.dilation:
-            if d <= 0:
-                raise self.config_error(
-                    "must be > 0", field=f"{FIELD}.dilation",
-                    received=self.dilation)
+        geometry = read_conv_geometry(self, bottom[0])
+        self.geometry = geometry
+        self.channel_axis = geometry.channel_axis
+        self.num_spatial_axes = geometry.num_spatial_axes
+        self.kernel_shape = geometry.kernel_shape
+        self.stride = geometry.stride
+        self.pad = geometry.pad
+        self.dilation = geometry.dilation
         self.channels = bottom[0].shape[self.channel_axis]
         self.num_output = p.num_output
         if self.num_output <= 0:
@@ -97,37 +78,6 @@ class BaseConvolutionLayer(Layer):
             bias = self.make_blob(bias_shape)
             fill(bias, p.bias_filler, layer=self, field=f"{FIELD}.bias_filler")
             self.blobs.append(bias)
-
-    def _per_axis(self, name, repeated, hw_names, default, n):
-        """One value per spatial axis from the repeated field or its _h/_w form."""
-        p = self.layer_param.convolution_param
-        given = [f for f in hw_names or () if p.HasField(f)]
-        if given:
-            if n != 2:
-                raise self.config_error(
-                    "can only be used for 2-D convolution",
-                    field=f"{FIELD}.{given[0]}",
-                    received=f"{n} spatial axes", expected="2",
-                    fix=f"use the repeated {name} field instead")
-            if len(repeated):
-                both = ", ".join(f"{f}: {getattr(p, f)}" for f in given)
-                values = ", ".join(map(str, repeated))
-                raise self.config_error(
-                    f"cannot be combined with {name}",
-                    field=f"{FIELD}.{given[0]}",
-                    received=f"{both} and {name}: {values}",
-                    fix=f"use either {name} or {hw_names[0]}/{hw_names[1]}")
-            return (getattr(p, hw_names[0]), getattr(p, hw_names[1]))
-        allowed = (1, n) if default is None else (0, 1, n)
-        if len(repeated) not in allowed:
-            raise self.config_error(
-                "must be given once, or once per spatial dimension",
-                field=f"{FIELD}.{name}", received=f"{len(repeated)} values",
-                expected=f"{'0, ' if default is not None else ''}1 or {n}")
-        if not len(repeated):
-            return (default,) * n
-        return tuple(repeated[0 if len(repeated) == 1 else i]
-                     for i in range(n))
 
     def _check_given_blobs(self, weight_shape, bias_shape):
         expected = 1 + int(self.bias_term)

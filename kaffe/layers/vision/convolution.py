@@ -2,7 +2,8 @@
 from ...ops.conv import (conv_backward_data, conv_backward_weights,
                          conv_bias_backward, conv_forward)
 from ...core.registry import register_layer
-from .base_conv import FIELD, BaseConvolutionLayer
+from .base_conv import BaseConvolutionLayer
+from .conv_geometry import conv_output_shape
 
 
 @register_layer("Convolution")
@@ -22,20 +23,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
     """
 
     def compute_output_shape(self, spatial):
-        out = []
-        for i, size in enumerate(spatial):
-            extent = self.dilation[i] * (self.kernel_shape[i] - 1) + 1
-            padded = size + 2 * self.pad[i]
-            if padded < extent:
-                raise self.shape_error(
-                    f"kernel is larger than the padded input along spatial "
-                    f"axis {i} (the kernel spans {extent}, the input plus "
-                    f"padding is {padded})", field=f"{FIELD}.kernel_size",
-                    received=self.kernel_shape,
-                    fix="use a smaller kernel or dilation, more padding, "
-                        "or a larger input")
-            out.append((padded - extent) // self.stride[i] + 1)
-        return tuple(out)
+        return conv_output_shape(self, self.geometry, spatial)
 
     def forward(self, bottom, top):
         w = self._filters(self.blobs[0].data)

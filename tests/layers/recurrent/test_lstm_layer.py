@@ -462,4 +462,4 @@ def test_no_gradient_to_cont():
     assert layer.allow_force_backward(0)
     with pytest.raises(KaffeConfigError) as info:
         layer.Backward(top, [True, True], bottom)
-    check_error(info, "propagate_down", "(True, True)")
+    check_error(info, "propagate_down", "'true for bottom[1]'")

@@ -101,7 +101,7 @@ def test_no_gradient_to_cont():
     assert layer.allow_force_backward(0) and layer.allow_force_backward(1)
     with pytest.raises(KaffeConfigError) as info:
         layer.Backward(top, [True, True, True], bottom)
-    check_error(info, "propagate_down", "(True, True, True)")
+    check_error(info, "propagate_down", "'true for bottom[2]'")
 
 
 @pytest.mark.parametrize("index, shape, field", [

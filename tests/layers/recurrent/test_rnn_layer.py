@@ -246,4 +246,4 @@ def test_no_gradient_to_cont():
     assert not layer.allow_force_backward(1)
     with pytest.raises(KaffeConfigError) as info:
         layer.Backward(top, [False, True], bottom)
-    check_error(info, "propagate_down", "(False, True)")
+    check_error(info, "propagate_down", "'true for bottom[1]'")
