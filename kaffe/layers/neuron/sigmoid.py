@@ -1,6 +1,6 @@
 """Sigmoid."""
-from ...core.backend import array_module
 from ...core.registry import register_layer
+from ...ops.sigmoid import sigmoid
 from .neuron import NeuronLayer
 
 
@@ -12,13 +12,7 @@ class SigmoidLayer(NeuronLayer):
     """
 
     def forward(self, bottom, top):
-        x = bottom[0].data
-        y = top[0].data
-        xp = array_module(x)
-        xp.multiply(x, 0.5, out=y)
-        xp.tanh(y, out=y)
-        y *= 0.5
-        y += 0.5
+        sigmoid(bottom[0].data, out=top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:

@@ -1,6 +1,7 @@
 """Swish: y = x · σ(βx)."""
 from ...core.backend import array_module
 from ...core.registry import register_layer
+from ...ops.sigmoid import sigmoid
 from .neuron import NeuronLayer
 
 
@@ -21,14 +22,9 @@ class SwishLayer(NeuronLayer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        xp = array_module(x)
-        s = x * self.beta
-        s *= 0.5
-        xp.tanh(s, out=s)
-        s *= 0.5
-        s += 0.5
+        s = sigmoid(x * self.beta)
         self.sigmoid_output = s
-        xp.multiply(x, s, out=top[0].data)
+        array_module(x).multiply(x, s, out=top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
