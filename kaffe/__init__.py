@@ -11,6 +11,8 @@ from .core.layer import Layer
 from .core.net import TEST, TRAIN, Net
 from .core.random import set_random_seed
 from .core.registry import layer_type_list
+from .solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver,
+                      NesterovSolver, RMSPropSolver, SGDSolver, get_solver)
 
 __version__ = "0.1.0"
 
@@ -34,7 +36,8 @@ def set_device(device_id):
 
 
 __all__ = [
-    "Blob", "KaffeConfigError", "KaffeError", "KaffeFormatError",
+    "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "NesterovSolver",
+    "RMSPropSolver", "SGDSolver", "get_solver", "Blob", "KaffeConfigError", "KaffeError", "KaffeFormatError",
     "KaffeShapeError", "Layer", "Net", "TEST", "TRAIN", "gpu_available",
     "layer_type_list", "set_device", "set_mode_cpu", "set_mode_gpu",
     "set_random_seed", "__version__",
