@@ -43,32 +43,35 @@ def power_backward(x, y, dy, dx, power, scale, shift):
     + diff_scale · shift); shift = 0 → dx = dy · power · y / x (NaN or inf at
     x = 0); else dx = dy · diff_scale · y / (shift + scale · x).
 
-    Every case first writes its factor into ``dx`` and then multiplies by
-    ``dy``. If ``dx`` shares memory with ``dy`` and ``x`` with ``y`` (an
-    in-place layer), this reproduces what Caffe computes in place: the factor
-    evaluated at y, squared.
+    Every case builds its factor in a temporary array, in Caffe's operation
+    order, and then multiplies by ``dy``. ``dx`` may share memory with
+    ``dy`` (an in-place layer): ``x`` must then be the input the forward
+    saw, not the output ``y`` written over it.
     """
     xp = array_module(dx)
     diff_scale = power * scale
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if diff_scale == 0 or power == 1:
+        if diff_scale == 0:
             dx[...] = diff_scale
+            return dx
+        factor = xp.empty_like(dx)
+        if power == 1:
+            factor[...] = diff_scale
         elif power == 2:
-            xp.multiply(x, diff_scale * scale, out=dx)
+            xp.multiply(x, diff_scale * scale, out=factor)
             if shift != 0:
-                dx += diff_scale * shift
+                factor += diff_scale * shift
         elif shift == 0:
-            xp.divide(y, x, out=dx)
-            dx *= power
+            xp.divide(y, x, out=factor)
+            factor *= power
         else:
             if scale != 1:
-                xp.multiply(x, scale, out=dx)
+                xp.multiply(x, scale, out=factor)
             else:
-                dx[...] = x
-            dx += shift
-            xp.divide(y, dx, out=dx)
+                factor[...] = x
+            factor += shift
+            xp.divide(y, factor, out=factor)
             if diff_scale != 1:
-                dx *= diff_scale
-        if diff_scale != 0:
-            xp.multiply(dy, dx, out=dx)
+                factor *= diff_scale
+        xp.multiply(dy, factor, out=dx)
     return dx

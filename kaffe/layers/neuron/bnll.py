@@ -17,14 +17,14 @@ class BNLLLayer(NeuronLayer):
     literal) and rounded to the blob's type once, and it is log(1 + e),
     not log1p: for x below about −37 the result is exactly 0.
     Backward: dx = dy · e / (e + 1) with e = exp(min(x, 50)).
-
-    In place, the backward reads the overwritten input (the output y) as
-    Caffe's does, so its gradient is dy · σ(min(y, 50)), not dy · σ(x).
+    In place kaffe keeps a copy of the input so the gradient is exact,
+    unlike Caffe's CPU code which reads the overwritten input.
     """
 
     def forward(self, bottom, top):
         x = bottom[0].data
         xp = array_module(x)
+        self.keep_input(bottom, top)
         x64 = x.astype(np.float64, copy=False)
         y = xp.maximum(x64, 0) + xp.log(1.0 + xp.exp(-xp.abs(x64)))
         top[0].data[...] = y
@@ -32,7 +32,7 @@ class BNLLLayer(NeuronLayer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        x = bottom[0].data
+        x = self.forward_input(top, bottom)
         dx = bottom[0].diff
         xp = array_module(x)
         e = xp.exp(xp.minimum(x, x.dtype.type(BNLL_THRESHOLD)))

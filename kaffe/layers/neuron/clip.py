@@ -14,8 +14,8 @@ class ClipLayer(NeuronLayer):
     is not checked (every output is then min and every gradient 0).
     NaN inputs give min (std::max(min, NaN) is min).
     Backward: dx = dy where min ≤ x ≤ max (both ends included), else 0.
-    In place, the backward reads the clipped output (always within
-    [min, max] when min ≤ max), so — as in Caffe — every gradient passes.
+    In place kaffe keeps a copy of the input so the gradient is exact,
+    unlike Caffe's CPU code which reads the overwritten input.
     """
 
     def setup(self, bottom, top):
@@ -33,12 +33,13 @@ class ClipLayer(NeuronLayer):
     def forward(self, bottom, top):
         x = bottom[0].data
         xp = array_module(x)
+        self.keep_input(bottom, top)
         upper = xp.where(self.max < x, self.max, x)
         xp.copyto(top[0].data, xp.where(self.min < upper, upper, self.min))
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        x = bottom[0].data
+        x = self.forward_input(top, bottom)
         inside = (x >= self.min) & (x <= self.max)
         array_module(x).multiply(top[0].diff, inside, out=bottom[0].diff)

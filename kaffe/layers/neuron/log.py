@@ -16,11 +16,8 @@ class LogLayer(NeuronLayer):
     of 1, a shift of 0 and a 1 / ln(base) of 1 are skipped, and the log of a
     negative number is NaN (of 0, −inf): nothing is clamped.
     Backward: dx = dy · (scale / ln(base)) · (shift + scale · x)⁻¹.
-
-    In place, Caffe's backward (reproduced here) reads the overwritten input
-    y and writes its intermediate results into the top diff it then
-    multiplies by, so the in-place "gradient" is
-    ((scale / ln(base)) / (shift + scale · y))², not the derivative.
+    In place kaffe keeps a copy of the input so the gradient is exact,
+    unlike Caffe's CPU code which reads the overwritten input.
     """
 
     def setup(self, bottom, top):
@@ -41,6 +38,7 @@ class LogLayer(NeuronLayer):
         x = bottom[0].data
         y = top[0].data
         xp = array_module(x)
+        self.keep_input(bottom, top)
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.input_scale == 1 and self.input_shift == 0:
                 xp.log(x, out=y)
@@ -62,13 +60,14 @@ class LogLayer(NeuronLayer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # Written into dx step by step, as Caffe does: in place dx is the
-        # top diff, which the last step multiplies by (see the docstring).
-        dx = bottom[0].diff
-        xp = array_module(dx)
-        self._shifted(bottom[0].data, dx)
+        # Caffe's steps, with the factor in its own array: in place the
+        # bottom diff is the top diff, which must be read intact.
+        x = self.forward_input(top, bottom)
+        xp = array_module(x)
+        factor = xp.empty_like(x)
+        self._shifted(x, factor)
         with np.errstate(divide="ignore"):
-            xp.power(dx, -1, out=dx)
+            xp.power(factor, -1, out=factor)
         if self.backward_num_scale != 1:
-            dx *= self.backward_num_scale
-        xp.multiply(top[0].diff, dx, out=dx)
+            factor *= self.backward_num_scale
+        xp.multiply(top[0].diff, factor, out=bottom[0].diff)

@@ -3,10 +3,34 @@ from ...core.layer import Layer
 
 
 class NeuronLayer(Layer):
-    """An element-wise function of one bottom; may run in place (top = bottom)."""
+    """An element-wise function of one bottom; may run in place (top = bottom).
+
+    In place the forward overwrites the input x with the output y. A layer
+    whose backward needs x calls ``keep_input`` at the start of its forward
+    and reads x in its backward through ``forward_input``.
+
+    Attributes:
+        bottom_memory: the copy of the input kept by ``keep_input`` when the
+            layer runs in place (Caffe's ``bottom_memory_``), else None.
+    """
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
+    bottom_memory = None
 
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
+
+    def keep_input(self, bottom, top):
+        """Keep a copy of the input if the layer runs in place.
+
+        Call at the start of forward. Out of place no copy is made (and an
+        old one is dropped): the input stays in bottom[0].data.
+        """
+        in_place = top[0] is bottom[0]
+        self.bottom_memory = bottom[0].data.copy() if in_place else None
+
+    def forward_input(self, top, bottom):
+        """The input x as the last forward saw it: the copy kept by
+        ``keep_input`` in place, else bottom[0].data."""
+        return self.bottom_memory if top[0] is bottom[0] else bottom[0].data

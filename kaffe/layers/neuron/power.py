@@ -13,12 +13,8 @@ class PowerLayer(NeuronLayer):
     1 (power 0) or shift^power, and the gradient is 0. A negative base with a
     non-integer power gives NaN, and with shift = 0 the gradient at x = 0 is
     NaN or inf (Caffe computes it as power · y / x). kaffe.ops.power has
-    every case.
-
-    In place, Caffe's backward (reproduced here) reads the overwritten input
-    and writes its factor into the top diff it then multiplies by: the
-    in-place "gradient" is the factor evaluated at y, squared (diff_scale²
-    for power 1), not the derivative.
+    every case. In place kaffe keeps a copy of the input so the gradient is
+    exact, unlike Caffe's CPU code which reads the overwritten input.
     """
 
     def setup(self, bottom, top):
@@ -29,10 +25,12 @@ class PowerLayer(NeuronLayer):
         self.shift = dtype(p.shift)
 
     def forward(self, bottom, top):
+        self.keep_input(bottom, top)
         power_forward(bottom[0].data, top[0].data, self.power, self.scale,
                       self.shift)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            power_backward(bottom[0].data, top[0].data, top[0].diff,
-                           bottom[0].diff, self.power, self.scale, self.shift)
+            power_backward(self.forward_input(top, bottom), top[0].data,
+                           top[0].diff, bottom[0].diff, self.power,
+                           self.scale, self.shift)

@@ -3,15 +3,15 @@ import logging
 
 from ...core.backend import array_module
 from ...core.filler import fill
-from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...proto import caffe_pb2
+from .neuron import NeuronLayer
 
 log = logging.getLogger("kaffe")
 
 
 @register_layer("PReLU")
-class PReLULayer(Layer):
+class PReLULayer(NeuronLayer):
     """y = max(x, 0) + a_c · min(x, 0), c the channel (axis 1).
 
     Reads prelu_param: channel_shared (false), filler (constant 0.25).
@@ -23,9 +23,6 @@ class PReLULayer(Layer):
     dx = dy · ((x > 0) + a_c · (x ≤ 0)). In place the layer keeps a copy of
     its input for the backward, as Caffe does, so the gradients are exact.
     """
-
-    exact_num_bottom_blobs = 1
-    exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
         p = self.layer_param.prelu_param
@@ -52,7 +49,6 @@ class PReLULayer(Layer):
                 expected=("1 slope (channel_shared)" if self.channel_shared
                           else f"{channels} slopes (one per channel)"),
                 fix="make prelu_param.channel_shared match the saved slopes")
-        self.bottom_memory = None
 
     def _check_axes(self, blob):
         if not 2 <= blob.num_axes <= 4:
@@ -85,8 +81,7 @@ class PReLULayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         xp = array_module(x)
-        if top[0] is bottom[0]:
-            self.bottom_memory = x.copy()
+        self.keep_input(bottom, top)
         x3 = self._view(x, bottom[0])
         negative = xp.minimum(x3, 0)
         negative *= self._slopes()
@@ -94,7 +89,7 @@ class PReLULayer(Layer):
                                                            top[0]))
 
     def backward(self, top, propagate_down, bottom):
-        x = self.bottom_memory if top[0] is bottom[0] else bottom[0].data
+        x = self.forward_input(top, bottom)
         x3 = self._view(x, bottom[0])
         dy = self._view(top[0].diff, top[0])
         # The slope diff first: in place, dx overwrites dy.

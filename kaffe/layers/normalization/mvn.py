@@ -1,11 +1,7 @@
 """MVN: mean-variance normalisation per item (and channel)."""
-import logging
-
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...ops.normalization import centered_moments, normalize_backward
-
-log = logging.getLogger("kaffe")
 
 
 @register_layer("MVN")
@@ -23,22 +19,13 @@ class MVNLayer(Layer):
     Backward (Caffe's formula): dx = dy − mean(dy) without variance
     normalisation, else (dy − mean(dy) − mean(dy·y)·y) / (sqrt(var) + eps),
     the true gradient only as eps → 0. It reads y from the top at backward
-    time, as Caffe does.
-    Caffe quirk, reproduced: in place with normalize_variance, Caffe's
-    backward overwrites the top diff it still needs and returns
-    (1 − 1/D)·Σ(y·dy)·(y + Σy) / (sqrt(var) + eps) per group of D elements.
+    time, as Caffe does. In place it reads the top diff before writing the
+    bottom diff, so the gradient is the one computed out of place, unlike
+    Caffe's CPU code which overwrites the top diff it still needs.
     """
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
-
-    def setup(self, bottom, top):
-        p = self.layer_param.mvn_param
-        if top[0] is bottom[0] and p.normalize_variance:
-            log.warning(
-                "MVN layer '%s' runs in place with normalize_variance: its "
-                "backward, like Caffe's, does not give the true gradient; "
-                "give the top its own name to train through it", self.name)
 
     def reshape(self, bottom, top):
         if bottom[0].num_axes > 4:
@@ -72,11 +59,7 @@ class MVNLayer(Layer):
         if not self.layer_param.mvn_param.normalize_variance:
             dx[...] = dy - dy.mean(axis=1, keepdims=True)
             return
+        # normalize_backward reads all of dy before it writes dx, which in
+        # place is the same buffer.
         y = top[0].data.reshape(self.groups)
-        if top[0] is bottom[0]:
-            d = self.groups[1]
-            total = (y * dy).sum(axis=1, keepdims=True)
-            dx[...] = ((1 - 1 / d) * total * (y + y.sum(axis=1, keepdims=True))
-                       / self.denom)
-        else:
-            normalize_backward(dy, y, self.denom, 1, out=dx)
+        normalize_backward(dy, y, self.denom, 1, out=dx)

@@ -63,18 +63,28 @@ def test_gradients():
     check_gradients(layer, bottom, top)
 
 
-def test_in_place_backward_reads_the_output_as_caffe_does():
-    x = np.random.default_rng(2).standard_normal((3, 4))
-    _, _, separate = setup_layer(BNLL, [x])
+def test_in_place_gradients():
+    x = np.random.default_rng(2).standard_normal((2, 3, 4)) * 3
     layer, bottom, top = setup_in_place(BNLL, [x])
-    layer.Forward(bottom, top)
-    np.testing.assert_array_equal(top[0].data, separate[0].data)
-    dy = np.random.default_rng(3).standard_normal((3, 4))
+    check_gradients(layer, bottom, top)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_matches_separate_blobs(dtype):
+    # The layer keeps a copy of its input: unlike Caffe's CPU code, the
+    # in-place backward does not read the overwritten input y.
+    x = np.random.default_rng(3).standard_normal((3, 4)) * 5
+    x[0, :2] = [60.0, -40.0]
+    dy = np.random.default_rng(4).standard_normal((3, 4))
+    layer, bottom, top = setup_layer(BNLL, [x], dtype=dtype)
     top[0].diff[...] = dy
     layer.Backward(top, [True], bottom)
-    y = separate[0].data
-    np.testing.assert_allclose(bottom[0].diff, dy / (1 + np.exp(-y)),
-                               rtol=1e-14)
+    in_place, blobs, _ = setup_in_place(BNLL, [x], dtype=dtype)
+    in_place.Forward(blobs, blobs)
+    np.testing.assert_array_equal(blobs[0].data, top[0].data)
+    blobs[0].diff[...] = dy
+    in_place.Backward(blobs, [True], blobs)
+    np.testing.assert_array_equal(blobs[0].diff, bottom[0].diff)
 
 
 def test_matches_torch_softplus():

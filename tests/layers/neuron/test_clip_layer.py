@@ -100,16 +100,29 @@ def test_min_and_max_are_required(low, high, field):
     check_layer_error(info, field, "'no value'", layer="clip")
 
 
-def test_in_place_backward_reads_the_clipped_output():
-    # As in Caffe: in place the backward sees y ∈ [min, max], so every
-    # gradient passes. Forward is unaffected.
-    x = np.array([-3.0, 0.0, 1.0, 5.0])
+def test_in_place_gradients():
+    x = np.random.default_rng(5).standard_normal((2, 3, 4)) * 2
+    x = away_from(x, (-1.0, 2.0))
     layer, bottom, top = setup_in_place(clip_text(-1, 2), [x])
-    layer.Forward(bottom, top)
-    np.testing.assert_array_equal(top[0].data, [-1.0, 0.0, 1.0, 2.0])
-    top[0].diff[...] = 4.0
+    check_gradients(layer, bottom, top)
+
+
+def test_in_place_masks_by_the_input_not_the_clipped_output():
+    # The layer keeps a copy of its input: unlike Caffe's CPU code, which
+    # reads y ∈ [min, max] and passes every gradient, values clipped in the
+    # forward get no gradient in place either.
+    x = np.array([-3.0, -1.0, 0.0, 1.0, 2.0, 5.0, np.nan])
+    dy = np.array([4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    layer, bottom, top = setup_layer(clip_text(-1, 2), [x])
+    top[0].diff[...] = dy
     layer.Backward(top, [True], bottom)
-    np.testing.assert_array_equal(bottom[0].diff, [4.0] * 4)
+    in_place, blobs, _ = setup_in_place(clip_text(-1, 2), [x])
+    in_place.Forward(blobs, blobs)
+    np.testing.assert_array_equal(blobs[0].data, top[0].data)
+    blobs[0].diff[...] = dy
+    in_place.Backward(blobs, [True], blobs)
+    np.testing.assert_array_equal(blobs[0].diff, bottom[0].diff)
+    np.testing.assert_array_equal(blobs[0].diff, [0, 5, 6, 7, 8, 0, 0])
 
 
 def test_matches_torch_clamp():

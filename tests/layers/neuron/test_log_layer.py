@@ -1,5 +1,5 @@
-"""Log: loop reference for base/scale/shift, NaN for negatives, gradients,
-errors, and Caffe's in-place backward."""
+"""Log: loop reference for base/scale/shift, NaN for negatives, gradients
+(also in place), errors."""
 import math
 
 import numpy as np
@@ -91,22 +91,30 @@ def test_backward_formula():
 
 
 @pytest.mark.parametrize("base, scale, shift", [(-1, 1, 0), (2, 3, 1)])
-def test_in_place_backward_is_caffes(base, scale, shift):
-    # In place Caffe reads the overwritten input y and builds its factor in
-    # the top diff it then multiplies by: dx = (k / (shift + scale·y))²,
-    # k = scale / ln(base), whatever dy was. Forward is unaffected.
-    x = positive((3, 4), 4)
-    _, _, separate = setup_layer(log_text(base, scale, shift), [x])
+def test_in_place_gradients(base, scale, shift):
+    x = positive((2, 3, 4), 4)
     layer, bottom, top = setup_in_place(log_text(base, scale, shift), [x])
-    layer.Forward(bottom, top)
-    y = separate[0].data
-    np.testing.assert_array_equal(top[0].data, y)
-    top[0].diff[...] = 7.0
+    check_gradients(layer, bottom, top)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("base, scale, shift", [(-1, 1, 0), (2, 3, 1)])
+def test_in_place_matches_separate_blobs(base, scale, shift, dtype):
+    # The layer keeps a copy of its input and builds its factor apart from
+    # the (shared) diff: unlike Caffe's CPU code, the in-place backward is
+    # the derivative, to the bit.
+    x = positive((3, 4), 5)
+    dy = np.random.default_rng(6).standard_normal((3, 4))
+    text = log_text(base, scale, shift)
+    layer, bottom, top = setup_layer(text, [x], dtype=dtype)
+    top[0].diff[...] = dy
     layer.Backward(top, [True], bottom)
-    k = f32(scale) / (1.0 if base == -1 else math.log(base))
-    np.testing.assert_allclose(bottom[0].diff,
-                               (k / (f32(shift) + f32(scale) * y)) ** 2,
-                               rtol=1e-14)
+    in_place, blobs, _ = setup_in_place(text, [x], dtype=dtype)
+    in_place.Forward(blobs, blobs)
+    np.testing.assert_array_equal(blobs[0].data, top[0].data)
+    blobs[0].diff[...] = dy
+    in_place.Backward(blobs, [True], blobs)
+    np.testing.assert_array_equal(blobs[0].diff, bottom[0].diff)
 
 
 @pytest.mark.parametrize("base, received, problem", [

@@ -111,25 +111,37 @@ def test_shift_zero_gradient_is_power_y_over_x_nan_at_zero():
     assert np.isnan(bottom[0].diff[0]) and bottom[0].diff[1] == 12.0
 
 
-@pytest.mark.parametrize("power, scale, shift, factor", [
-    # The factor Caffe writes into the (shared) diff before multiplying by
-    # it, evaluated at y: the in-place "gradient" is its square.
-    (1.0, 3.0, 0.5, lambda y: 3.0),
-    (2.0, 0.5, 1.0, lambda y: 2 * 0.5 * (0.5 * y + 1.0)),
-    (3.0, 1.0, 0.0, lambda y: 3.0 * y / y),
-    (1.5, 2.0, 1.0, lambda y: 3.0 * y / (2.0 * y + 1.0)),
-])
-def test_in_place_backward_is_caffes(power, scale, shift, factor):
-    x = np.random.default_rng(2).uniform(0.5, 2.0, (3, 4))
+# One config per case of Caffe's backward (diff_scale 0, power 1, power 2,
+# shift 0, general).
+IN_PLACE_CONFIGS = [(0.0, 0.83, -2.4), (1.0, 3.0, 0.5), (2.0, 0.5, 1.0),
+                    (3.0, 1.0, 0.0), (1.5, 2.0, 1.0)]
+
+
+@pytest.mark.parametrize("power, scale, shift", IN_PLACE_CONFIGS)
+def test_in_place_gradients(power, scale, shift):
+    x = np.random.default_rng(2).uniform(0.5, 2.0, (2, 3, 4))
+    layer, bottom, top = setup_in_place(power_text(power, scale, shift), [x])
+    check_gradients(layer, bottom, top)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("power, scale, shift", IN_PLACE_CONFIGS)
+def test_in_place_matches_separate_blobs(power, scale, shift, dtype):
+    # The layer keeps a copy of its input and builds its factor apart from
+    # the (shared) diff: unlike Caffe's CPU code, the in-place backward is
+    # the derivative, to the bit.
+    x = np.random.default_rng(5).uniform(0.5, 2.0, (3, 4))
+    dy = np.random.default_rng(6).standard_normal((3, 4))
     text = power_text(power, scale, shift)
-    _, _, separate = setup_layer(text, [x])
-    layer, bottom, top = setup_in_place(text, [x])
-    layer.Forward(bottom, top)
-    y = separate[0].data
-    np.testing.assert_array_equal(top[0].data, y)
-    top[0].diff[...] = 5.0
+    layer, bottom, top = setup_layer(text, [x], dtype=dtype)
+    top[0].diff[...] = dy
     layer.Backward(top, [True], bottom)
-    np.testing.assert_allclose(bottom[0].diff, factor(y) ** 2, rtol=1e-14)
+    in_place, blobs, _ = setup_in_place(text, [x], dtype=dtype)
+    in_place.Forward(blobs, blobs)
+    np.testing.assert_array_equal(blobs[0].data, top[0].data)
+    blobs[0].diff[...] = dy
+    in_place.Backward(blobs, [True], blobs)
+    np.testing.assert_array_equal(blobs[0].diff, bottom[0].diff)
 
 
 def test_matches_torch():

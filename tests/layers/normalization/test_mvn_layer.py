@@ -1,6 +1,5 @@
 """MVN: the legacy 4-D top, eps on the standard deviation, Caffe's backward
-formula (and its in-place aliasing), gradients, errors."""
-import logging
+formula, gradients (also in place), errors."""
 from functools import partial
 
 import numpy as np
@@ -48,21 +47,6 @@ def caffe_backward(y, dy, denom):
         for k in range(d):
             dx[g, k] = (dy[g, k] - mean_dy - mean_dyy * y[g, k]) / denom[g]
     return dx
-
-
-def caffe_in_place_backward(y, dy, denom):
-    """What Caffe's backward computes when the top and bottom diff are one
-    buffer: it overwrites the top diff with y·dy before reading it again."""
-    buf = dy.copy()
-    d = y.shape[1]
-    for g in range(y.shape[0]):
-        buf[g] = y[g] * buf[g]
-        buf[g] = buf[g].sum()
-        buf[g] = y[g] * buf[g]
-        buf[g] += buf[g].sum()
-        buf[g] = buf[g] + (-1.0 / d) * buf[g]
-        buf[g] /= denom[g]
-    return buf
 
 
 def std_plus_eps(x, across_channels, eps):
@@ -167,23 +151,32 @@ def test_in_place_mean_only():
     check_gradients(layer, bottom, top)
 
 
-def test_in_place_with_variance_reproduces_caffes_aliasing(caplog):
-    rng = np.random.default_rng(6)
+@pytest.mark.parametrize("param", ["", "across_channels: true"])
+def test_in_place_with_variance_gradients(param):
+    x = np.random.default_rng(6).standard_normal((2, 2, 3, 1))
+    layer, bottom, top = setup_in_place(mvn(param), [x])
+    check_gradients(layer, bottom, top)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("param", ["", "normalize_variance: false",
+                                   "eps: 0.5 across_channels: true"])
+def test_in_place_matches_separate_blobs(param, dtype):
+    # The backward reads the top diff before writing the bottom diff:
+    # unlike Caffe's CPU code, which overwrites the top diff it still needs
+    # when normalize_variance is set.
+    rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 2, 3, 1))
     dy = rng.standard_normal(x.shape)
-    with caplog.at_level(logging.WARNING, logger="kaffe"):
-        layer, bottom, top = setup_in_place(mvn(), [x])
-    assert "does not give the true gradient" in caplog.text
-    layer.Forward(bottom, top)
-    np.testing.assert_allclose(groups(top[0].data, False),
-                               reference(x, False, True, 1e-9), rtol=1e-9)
-    y = groups(top[0].data, False).copy()
+    layer, bottom, top = setup_layer(mvn(param), [x], dtype=dtype)
     top[0].diff[...] = dy
     layer.Backward(top, [True], bottom)
-    expected = caffe_in_place_backward(
-        y, groups(dy, False), std_plus_eps(x, False, np.float32(1e-9).item()))
-    np.testing.assert_allclose(groups(bottom[0].diff, False), expected,
-                               rtol=1e-10, atol=1e-12)
+    in_place, blobs, _ = setup_in_place(mvn(param), [x], dtype=dtype)
+    in_place.Forward(blobs, blobs)
+    np.testing.assert_array_equal(blobs[0].data, top[0].data)
+    blobs[0].diff[...] = dy
+    in_place.Backward(blobs, [True], blobs)
+    np.testing.assert_array_equal(blobs[0].diff, bottom[0].diff)
 
 
 @pytest.mark.parametrize("param", ["", "normalize_variance: false"])
