@@ -38,10 +38,24 @@ class GlogFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+    """Writes to whatever ``sys.stderr`` is at the time of each record, or
+    through :data:`writer` while one is set (a progress bar's ``write``, so
+    that log lines print above the bar instead of through it)."""
+
+    writer = None
 
     def __init__(self):
         super().__init__(sys.stderr)
+
+    def emit(self, record):
+        writer = _StderrHandler.writer
+        if writer is None:
+            super().emit(record)
+            return
+        try:
+            writer(self.format(record))
+        except Exception:
+            self.handleError(record)
 
     @property
     def stream(self):
@@ -82,3 +96,14 @@ def glog_to_stderr(level=logging.INFO):
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])
         logger.propagate = saved[2]
+
+
+@contextlib.contextmanager
+def logs_written_by(writer):
+    """Send the log lines through ``writer(line)`` inside a ``with`` block."""
+    saved = _StderrHandler.writer
+    _StderrHandler.writer = writer
+    try:
+        yield
+    finally:
+        _StderrHandler.writer = saved

@@ -1,0 +1,77 @@
+"""``kaffe test``: score a trained net over some batches, as ``caffe test``.
+
+Runs the TEST-phase net forward ``--iterations`` times and logs each batch's
+outputs ("Batch i, accuracy = v"), the mean loss ("Loss: L") and the mean of
+every output ("accuracy = v", with "(* w = v loss)" for losses).
+"""
+import logging
+
+from .flags import add_value_flag
+
+HELP = "score a trained net over several batches (caffe test)"
+DESCRIPTION = __doc__.split("\n\n", 1)[1]
+EPILOG = """\
+example:
+  kaffe test --model lenet_train_test.prototxt \\
+      --weights lenet_iter_10000.caffemodel --iterations 100"""
+
+log = logging.getLogger("kaffe")
+
+
+def add_arguments(parser):
+    add_value_flag(parser, "model", metavar="NET.prototxt",
+                   help="the net definition")
+    add_value_flag(parser, "weights", metavar="W.caffemodel",
+                   help="the trained weights")
+    add_value_flag(parser, "iterations", type=int, default=50,
+                   help="number of batches (default 50)")
+    add_value_flag(parser, "level", type=int, default=0,
+                   help="the net's level (default 0)")
+    add_value_flag(parser, "stage", default="", metavar="S1[,S2...]",
+                   help="the net's stages, comma-separated")
+    add_value_flag(parser, "gpu", default="", metavar="IDS",
+                   help="GPU ids (not available: kaffe runs on the CPU)")
+
+
+def run(args):
+    import numpy as np
+
+    from ..core.net import TEST, Net
+    from .device_query import refuse_gpu
+    from .flags import require
+    refuse_gpu(args.gpu)
+    require(args, "model", "the model definition to score")
+    require(args, "weights", "the trained weights to score")
+    log.info("Use CPU.")
+    stages = [s for s in args.stage.split(",") if s]
+    net = Net(args.model, TEST, level=args.level, stages=stages)
+    net.copy_from(args.weights)
+    log.info("Running for %d iterations.", args.iterations)
+    f = np.float32
+    scores = []          # (output name, loss weight, running sum) per value
+    loss = f(0)
+    for i in range(args.iterations):
+        loss += f(net._forward(0, len(net.layers) - 1))
+        index = 0
+        for blob_id in net._outputs:
+            name = net._blob_names[blob_id]
+            for value in net._blobs[blob_id].data.reshape(-1):
+                if i == 0:
+                    scores.append([name, net._blob_loss_weights[blob_id],
+                                   f(0)])
+                scores[index][2] += value
+                index += 1
+                log.info("Batch %d, %s = %s", i, name, _g(value))
+    loss /= f(args.iterations)
+    log.info("Loss: %s", _g(loss))
+    for name, weight, total in scores:
+        mean = total / f(args.iterations)
+        suffix = (f" (* {_g(weight)} = {_g(f(weight) * mean)} loss)"
+                  if weight else "")
+        log.info("%s = %s%s", name, _g(mean), suffix)
+    return 0
+
+
+def _g(value):
+    """A float as C++'s ostream prints it (6 significant digits)."""
+    return f"{float(value):g}"

@@ -1,0 +1,150 @@
+"""``kaffe train``: train a net with a solver, as ``caffe train`` does.
+
+    kaffe train --solver lenet_solver.prototxt [--weights W1,W2 | --snapshot S]
+
+The solver's own log lines (Caffe's, so that parse_log.py and plot scripts
+read them) go to stderr. SIGINT and SIGHUP request an action as Caffe's
+``--sigint_effect`` / ``--sighup_effect`` say (stop, snapshot, none). On a
+terminal, with tqdm installed, a progress bar shows the iteration, the
+smoothed loss and the time left; the log lines print above it.
+"""
+import logging
+import signal
+import sys
+
+from .flags import add_value_flag
+
+HELP = "train a net with a solver (caffe train)"
+DESCRIPTION = __doc__.split("\n\n", 1)[1]
+EPILOG = """\
+examples:
+  kaffe train --solver examples/mnist/lenet_solver.prototxt
+  kaffe train --solver solver.prototxt --snapshot snap_iter_500.solverstate
+  kaffe train --solver solver.prototxt --weights pretrained.caffemodel"""
+
+log = logging.getLogger("kaffe")
+
+EFFECTS = ("stop", "snapshot", "none")
+
+
+def add_arguments(parser):
+    add_value_flag(parser, "solver", metavar="S.prototxt",
+                   help="the solver definition")
+    add_value_flag(parser, "snapshot", metavar="S.solverstate",
+                   help="resume training from this solver state")
+    add_value_flag(parser, "weights", metavar="W1[,W2...]",
+                   help="pretrained weights to fine-tune from (comma-separated;"
+                        " not with --snapshot)")
+    add_value_flag(parser, "level", type=int, default=0,
+                   help="the train net's level (default 0)")
+    add_value_flag(parser, "stage", default="", metavar="S1[,S2...]",
+                   help="the train net's stages, comma-separated")
+    add_value_flag(parser, "sigint_effect", choices=EFFECTS, default="stop",
+                   help="what SIGINT (Ctrl-C) does: stop, snapshot or none "
+                        "(default stop)")
+    add_value_flag(parser, "sighup_effect", choices=EFFECTS,
+                   default="snapshot",
+                   help="what SIGHUP does (default snapshot)")
+    add_value_flag(parser, "gpu", default="", metavar="IDS",
+                   help="GPU ids (not available: kaffe runs on the CPU)")
+    add_value_flag(parser, "progress", choices=("auto", "always", "never"),
+                   default="auto",
+                   help="progress bar: auto (on a terminal, if tqdm is "
+                        "installed), always or never")
+
+
+def run(args):
+    from ..core.errors import KaffeConfigError
+    from ..solvers import get_solver
+    from ..solvers.solver import load_solver
+    from .device_query import refuse_gpu
+    from .flags import require
+    refuse_gpu(args.gpu)
+    require(args, "solver", "a solver definition to train with")
+    if args.snapshot and args.weights:
+        raise KaffeConfigError(
+            "give a snapshot to resume training or weights to fine-tune, "
+            "not both", field="--snapshot/--weights",
+            received=f"--snapshot {args.snapshot} --weights {args.weights}")
+    param, source = load_solver(args.solver)
+    param.train_state.level = args.level
+    param.train_state.stage.extend(s for s in args.stage.split(",") if s)
+    log.info("Use CPU.")
+    if args.snapshot:
+        param.ClearField("weights")
+    elif args.weights:
+        param.ClearField("weights")
+        param.weights.append(args.weights)
+    solver = get_solver(param, source=source)
+    with _signal_actions(solver, args.sigint_effect, args.sighup_effect):
+        if args.snapshot:
+            log.info("Resuming from %s", args.snapshot)
+            solver.restore(args.snapshot)
+        log.info("Starting Optimization")
+        with _progress_bar(solver, args.progress):
+            solver.solve()
+    log.info("Optimization Done.")
+    return 0
+
+
+class _signal_actions:
+    """Install SIGINT/SIGHUP handlers that request solver actions."""
+
+    def __init__(self, solver, sigint_effect, sighup_effect):
+        self.solver = solver
+        self.effects = {signal.SIGINT: sigint_effect}
+        if hasattr(signal, "SIGHUP"):
+            self.effects[signal.SIGHUP] = sighup_effect
+        self.saved = {}
+
+    def _handle(self, signum, frame):
+        self.solver.request_action(self.effects[signum])
+
+    def __enter__(self):
+        for signum in self.effects:
+            self.saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+
+class _progress_bar:
+    """A tqdm bar over the remaining iterations, fed by a solver callback."""
+
+    def __init__(self, solver, mode):
+        self.solver = solver
+        self.bar = None
+        self.enabled = mode == "always" or (mode == "auto"
+                                            and sys.stderr.isatty())
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return self
+        from .logging_setup import logs_written_by
+        solver = self.solver
+        total = solver.param.max_iter
+        self.bar = tqdm(total=total, initial=solver.iter, unit="iter",
+                        file=sys.stderr, dynamic_ncols=True, leave=False)
+        self.logs = logs_written_by(lambda line: tqdm.write(
+            line, file=sys.stderr))
+        self.logs.__enter__()
+
+        def on_start():
+            self.bar.n = solver.iter
+            self.bar.set_postfix(loss=f"{solver.smoothed_loss:.4g}",
+                                 refresh=False)
+            self.bar.refresh()
+
+        solver.add_callback(on_start, lambda: None)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+            self.logs.__exit__(*exc)
