@@ -23,7 +23,17 @@ import sys
 
 # command name -> module under kaffe.tools (one function-set per command).
 COMMANDS = {
+    "train": "train",
+    "test": "test",
+    "time": "time",
+    "device_query": "device_query",
     "explain": "explain",
+    "convert_mnist_data": "convert_mnist_data",
+    "convert_imageset": "convert_imageset",
+    "compute_image_mean": "compute_image_mean",
+    "extract_features": "extract_features",
+    "upgrade_net_proto_text": "upgrade_net_proto_text",
+    "upgrade_net_proto_binary": "upgrade_net_proto_binary",
 }
 
 
