@@ -438,6 +438,17 @@ class Net:
                         "; net.reshape()) or pass a full batch")
             getattr(blob, which)[...] = value
 
+    def set_input_arrays(self, data, labels):
+        """Feed a MemoryData first layer (pycaffe's set_input_arrays)."""
+        first = self.layers[0] if self.layers else None
+        if first is None or first.type != "MemoryData":
+            raise KaffeConfigError(
+                "set_input_arrays may only be called if the first layer is a "
+                "MemoryData layer", received=first.type if first else None,
+                expected="MemoryData",
+                fix="use net.blobs[name].data[...] = array for Input layers")
+        first.set_input_arrays(data, labels)
+
     def _layer_index(self, name, what):
         try:
             return self._layer_names.index(name)
