@@ -26,6 +26,15 @@ AVX-512 cores with OpenBLAS):
   conv2: B = 64; AlexNet conv2: B = 1, where the GEMMs read and write the
   caller's arrays directly and nothing is transposed); larger and smaller
   chunks were slower.
+* Except for 1×1 kernels without padding (ResNet's bottleneck and
+  projection convolutions) on maps of at least ``_ALONE_MIN_POSITIONS``
+  outputs: there every image is its own chunk, B = 1, since a 1×1 kernel has
+  nothing to unfold and the batch-last transposes in and out would be the
+  whole cost. With stride 1 the GEMM reads the caller's input as it is;
+  with a larger stride it reads one strided copy. (open_nsfw at batch 8,
+  2 cores: ResNet's 1×1 layers 2–5× faster than batch-last chunks; 3×3
+  kernels gain nothing from it below 28×28 maps and lose up to 2× on 7×7
+  maps, so they keep the budget rule.)
 * Forward: im2col of the chunk into a column buffer (C, *kernel, *out, B),
   per group a (C/group·Πk) × (Πout·B) matrix, and one GEMM per group
   (``matmul`` over the group axis). 1×1 kernels with stride 1 and no padding
@@ -62,6 +71,10 @@ __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
 # A chunk holds as many images as fit their columns in this many elements
 # (8 MiB of float32), at least one.
 _CHUNK_COLUMN_ELEMENTS = 1 << 21
+# 1×1 kernels without padding take the images one at a time when a map has
+# at least this many outputs (below it, e.g. 1×1 maps, one GEMM over the
+# batch-last chunk is faster than many tiny ones).
+_ALONE_MIN_POSITIONS = 16
 # Largest (padded width) / out[-1] for which the "rows" plan is used.
 _ROWS_MAX_WASTE = 1.5
 
@@ -110,6 +123,9 @@ class _Plan:
         image_columns = self.col_rows * group * math.prod(self.out_shape)
         self.chunk = max(1, min(self.batch,
                                 _CHUNK_COLUMN_ELEMENTS // image_columns))
+        if (all(k == 1 for k in self.kernel) and not any(self.pad)
+                and math.prod(self.out_shape) >= _ALONE_MIN_POSITIONS):
+            self.chunk = 1
         self._buffers = {}
 
     def chunks(self):
@@ -177,7 +193,8 @@ class _Plan:
                 <= self.channels * math.prod(self.kernel[:-1]))
 
 
-def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1):
+def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
+                 out=None):
     """Convolution forward.
 
     Args:
@@ -186,18 +203,26 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1):
         b: (M,) bias, or None.
         stride, pad, dilation: an int for every spatial axis, or one per axis.
         group: number of channel groups; divides C and M.
+        out: optional C-contiguous (N, M, *out) array of the result's dtype
+            to write into (e.g. the top blob's data), saving a copy. It
+            must not overlap ``x``.
 
     Returns:
-        A new (N, M, *out) array; out[a] = conv_output_size(spatial[a],
-        kernel[a], stride[a], pad[a], dilation[a]).
+        The (N, M, *out) result, ``out`` if given, else a new array;
+        out[a] = conv_output_size(spatial[a], kernel[a], stride[a], pad[a],
+        dilation[a]).
     """
     xp = array_module(x, w)
     plan = _Plan(xp, xp.result_type(x, w), x.shape, w.shape, stride, pad,
                  dilation, group)
     m_g = plan.num_output // group
     w_mat = plan.group_matrices(w, m_g)
-    y = xp.empty((plan.batch, plan.num_output) + plan.out_shape,
-                 dtype=plan.dtype)
+    shape = (plan.batch, plan.num_output) + plan.out_shape
+    if out is None:
+        y = xp.empty(shape, dtype=plan.dtype)
+    else:
+        _check_out(out, shape, plan.dtype)
+        y = out
     for n0, n1 in plan.chunks():
         cols = plan.columns(x[n0:n1])
         if n1 - n0 == 1:
@@ -210,6 +235,15 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1):
     if b is not None:
         y += b.reshape((-1,) + (1,) * len(plan.out_shape))
     return y
+
+
+def _check_out(out, shape, dtype):
+    if (tuple(out.shape) != shape or out.dtype != dtype
+            or not out.flags.c_contiguous):
+        raise ValueError(
+            f"conv_forward: out must be a C-contiguous {dtype} array of "
+            f"shape {shape}, received {out.dtype} {tuple(out.shape)}"
+            + ("" if out.flags.c_contiguous else " (not contiguous)"))
 
 
 def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1):

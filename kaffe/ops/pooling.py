@@ -113,7 +113,7 @@ def _offsets(in_hw, out_hw, kernel, stride, pad, reverse=False):
                    (Ellipsis, rows[1], cols[1]), (i, j))
 
 
-def max_pool_forward(x, kernel, stride, pad, out_hw):
+def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True):
     """Max pooling.
 
     Args:
@@ -121,16 +121,26 @@ def max_pool_forward(x, kernel, stride, pad, out_hw):
         kernel, stride, pad: an int or an (h, w) pair.
         out_hw: (H_out, W_out) output size, from :func:`pool_output_size`
             (where the round mode is chosen).
+        mask: whether to find where each maximum is. Inference needs only
+            the maxima, and tracking them costs 2–3× the pooling itself
+            (open_nsfw's pool1: 4.0 → 1.5 ms at batch 1 on 2 cores).
 
     Returns:
         (y, mask), both (N, C, H_out, W_out): the window maxima, and the
         int32 flat index h·W + w of each maximum in its channel's plane (−1
-        for a window without a cell above −FLT_MAX; y is −FLT_MAX there).
+        for a window without a cell above −FLT_MAX; y is −FLT_MAX there);
+        mask is None when not asked for.
     """
     xp = array_module(x)
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
     y = xp.full(x.shape[:2] + out_hw, _MAX_INIT, dtype=x.dtype)
+    if not mask:
+        for out_index, in_index, _ in _offsets(in_hw, out_hw, kernel,
+                                               stride, pad):
+            y_part = y[out_index]
+            xp.fmax(y_part, x[in_index], out=y_part)  # NaN cells lose
+        return y, None
     # winner = 1 + the scan position i·kernel_w + j of the running maximum's
     # offset, 0 for none yet. Scan positions only grow, so "take this offset
     # where its cell is strictly greater" is max(winner, greater·code):

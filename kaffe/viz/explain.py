@@ -46,21 +46,40 @@ summarize.py; Report.to_dict() / to_json() follow this spec::
     RF = {"input": str, "size": [int], "jump": [number] | null,
           "whole_input": bool}
 
-``macs`` counts multiply-accumulates with weights: Convolution
-N·M·(C/g)·Πk·ΠH_out, Deconvolution N·C·(M/g)·Πk·ΠH_in, InnerProduct
-M·K·N (bias additions not counted). Every other layer counts 0, including
-those that multiply without weights (LRN, Eltwise PROD, pooling), as
-torchinfo does.
+``macs`` counts the multiply-accumulates of the layers that multiply by a
+weight matrix, the numbers published for CNNs (ResNet-50's 4.1 G are its
+convolutions and classifier): Convolution N·M·(C/g)·Πk·ΠH_out,
+Deconvolution N·C·(M/g)·Πk·ΠH_in (each input pixel stamps its
+(M/g)·Πk weights), InnerProduct M·K·N; bias additions are not counted.
+Every other layer counts 0: those that multiply without a weight matrix
+(LRN, Eltwise PROD, pooling, Softmax), the per-element affine layers
+(Scale, Bias, BatchNorm, PReLU: one multiply per element at most, ~1 % of a
+CNN's total), Embed (a table lookup: it copies rows, it does not multiply),
+and RNN/LSTM (their unrolled inner products are not counted yet).
 
 Receptive fields are per spatial axis of the input a blob derives from:
 ``size`` is how many input pixels one value depends on, ``jump`` how many
 input pixels apart neighbouring values are (fractional after Deconvolution;
-null once the spatial layout is gone: after InnerProduct, global pooling,
-Flatten). They pass through convolution, pooling and deconvolution windows,
-element-wise layers, Concat and Eltwise (the largest field of the inputs);
-a layer type without a rule stops them (see "notes"). ``whole_input`` is true
-when the field covers the entire input: InnerProduct, global pooling, losses,
-or a size at least the input's extent.
+null once the spatial layout is gone). The rules:
+
+* windows — Convolution, Deconvolution, Pooling, Im2col grow the field by
+  their (dilated) kernel and multiply the jump by the stride (Deconvolution
+  divides it);
+* element-wise — neuron layers (ReLU, PReLU, Dropout …), BatchNorm, Scale,
+  Bias, MVN (their per-channel statistics aside), Eltwise, Concat, Split,
+  Slice, Crop (bottom[0]; the reference gives only a size), Filter and
+  BatchReindex (they pick batch items), Tile along the batch or channel
+  axis: the largest field of the bottoms, jump unchanged;
+* layout lost — Flatten, Reshape that changes the spatial dims, Tile along
+  a spatial axis, Concat along a spatial axis, Embed: the same size, jump
+  null;
+* whole input — InnerProduct, global pooling, SPP (its top level pools the
+  whole map), Reduction and ArgMax over the spatial axes, Softmax over
+  channels keeps the field, losses and Accuracy: ``whole_input`` true.
+
+A layer type without a rule stops them (see "notes"). ``whole_input`` is
+true when the field covers the entire input (the cases above, or a size at
+least the input's extent).
 """
 import dataclasses
 import difflib
@@ -821,7 +840,10 @@ def _checked(computed, actual):
 # -- receptive fields ---------------------------------------------------------
 def _propagate_rf(layer, bottoms, bottom_blobs, tops, top_blobs, blob_rf):
     """(receptive field per top, whether no rule covers this layer)."""
+    kind = layer.type
     if not bottoms:
+        if kind == "Parameter":          # a learned blob, not an input
+            return [None] * len(tops), False
         out = []
         for name, blob in zip(tops, top_blobs):
             spatial = blob.shape[2:]
@@ -835,40 +857,95 @@ def _propagate_rf(layer, bottoms, bottom_blobs, tops, top_blobs, blob_rf):
         return [None] * len(tops), False
     from ..layers.loss.loss import LossLayer
     from ..layers.neuron.neuron import NeuronLayer
+    n = len(tops)
 
-    if _is_conv_like(layer) or _is_pooling(layer):
+    window = _window_geometry(layer)
+    if window is not None:
         if _is_pooling(layer) and layer.global_pooling:
-            return [_whole(present[0])] * len(tops), False
-        out = [None if r is None else _window_rf(layer, r)
-               for r in known[:len(tops)]]
+            return [_whole(present[0])] * n, False
+        out = [None if r is None else _window_rf(window, r)
+               for r in known[:n]]
         unknown = any(o is None and r is not None for o, r in zip(out, known))
         return out, unknown
-    if _is_inner_product(layer) or isinstance(layer, LossLayer) or \
-            layer.type in ("Accuracy", "SoftmaxWithLoss"):
-        return [_whole(present[0])] * len(tops), False
+    if _is_inner_product(layer) or isinstance(layer, LossLayer) or kind in (
+            "Accuracy", "SoftmaxWithLoss", "SPP"):
+        return [_whole(_merge(present))] * n, False
     if _is_lrn(layer):
         region = _name(layer.norm_region, caffe_pb2.LRNParameter.NormRegion)
         if region == "ACROSS_CHANNELS":
-            return [_merge(present)] * len(tops), False
+            return [_merge(present)] * n, False
         r = present[0]
         if r.jump is None or len(r.size) != 2:
-            return [r] * len(tops), False
+            return [r] * n, False
         return [_grow(r, (layer.size,) * 2, (1, 1), (1, 1), False)], False
-    if layer.type == "Flatten":
+    first = bottom_blobs[0]
+    if kind in ("Flatten", "Embed"):
+        return [_no_layout(present[0])] * n, False
+    if kind == "Reshape":
+        same = top_blobs[0].shape[2:] == first.shape[2:]
+        return [present[0] if same else _no_layout(present[0])] * n, False
+    if kind in ("Crop", "Filter", "BatchReindex"):
+        # bottom[0] holds the values; the others give a size, a selection
+        # or indices.
+        return [known[0]] * n, False
+    if kind == "Tile":
+        axis = _axis(layer.layer_param.tile_param.axis, first)
+        r = _merge(present)
+        return [r if axis < 2 else _no_layout(r)] * n, False
+    if kind == "Concat":
+        p = layer.layer_param.concat_param
+        axis = _axis(p.concat_dim if p.HasField("concat_dim") else p.axis,
+                     first)
+        r = _merge(present)
+        return [r if axis < 2 else _no_layout(r)] * n, False
+    if kind == "Reduction":
+        axis = _axis(layer.layer_param.reduction_param.axis, first)
+        return [_reduced(present[0], axis, first)] * n, False
+    if kind == "ArgMax":
+        p = layer.layer_param.argmax_param
+        if not p.HasField("axis"):
+            return [_whole(present[0])] * n, False
+        axis = _axis(p.axis, first)
         r = present[0]
-        return [ReceptiveField(r.input, r.size, None, r.whole_input,
-                               r.extent)], False
-    if layer.type == "Softmax":
-        axis = layer.layer_param.softmax_param.axis
-        axis = axis + bottom_blobs[0].num_axes if axis < 0 else axis
+        return [r if axis < 2 else _reduced(r, axis, first, axis + 1)] * n, \
+            False
+    if kind == "Softmax":
+        axis = _axis(layer.layer_param.softmax_param.axis, first)
         if axis < 2 or present[0].jump is None:
-            return [_merge(present)] * len(tops), False
-        return [None] * len(tops), True
-    if isinstance(layer, NeuronLayer) or layer.type in (
-            "Split", "Concat", "Eltwise", "Silence", "Dropout", "BatchNorm",
-            "Scale", "Bias", "Slice", "Crop"):
-        return [_merge(present)] * len(tops), False
-    return [None] * len(tops), True
+            return [_merge(present)] * n, False
+        return [None] * n, True
+    if isinstance(layer, NeuronLayer) or kind in _ELEMENTWISE:
+        return [_merge(present)] * n, False
+    return [None] * n, True
+
+
+# Layers whose top values depend on the bottom values at the same position.
+_ELEMENTWISE = ("Split", "Eltwise", "Silence", "Dropout", "BatchNorm",
+                "Scale", "Bias", "MVN", "Slice", "PReLU")
+
+
+def _axis(axis, blob):
+    """A possibly negative axis of ``blob`` as a non-negative index."""
+    return axis + blob.num_axes if axis < 0 else axis
+
+
+def _no_layout(r):
+    """The same field, without a spatial layout any more."""
+    return ReceptiveField(r.input, r.size, None, r.whole_input, r.extent)
+
+
+def _reduced(r, axis, blob, stop=None):
+    """The field after reducing ``blob``'s axes axis … stop − 1 (all from
+    axis on by default): whole along the reduced spatial axes."""
+    stop = blob.num_axes if stop is None else stop
+    if axis <= 2 and stop >= blob.num_axes:
+        return _whole(r)
+    if r.jump is None or len(r.size) != blob.num_axes - 2:
+        return _no_layout(r)
+    size = tuple(
+        (r.extent[a] if a < len(r.extent) else s) if axis <= a + 2 < stop
+        else s for a, s in enumerate(r.size))
+    return ReceptiveField(r.input, size, None, r.whole_input, r.extent)
 
 
 def _whole(r):
@@ -888,16 +965,28 @@ def _merge(rfs):
     return ReceptiveField(first.input, size, jump, whole, first.extent)
 
 
-def _window_rf(layer, r):
-    n_sp = len(layer.kernel_shape)
+def _window_geometry(layer):
+    """(kernel, stride, dilation, transposed) of a sliding-window layer:
+    Convolution, Deconvolution, Pooling, Im2col; None for other layers."""
+    if _is_conv_like(layer) or _is_pooling(layer):
+        n_sp = len(layer.kernel_shape)
+        return (layer.kernel_shape, layer.stride,
+                getattr(layer, "dilation", (1,) * n_sp),
+                _is_conv_like(layer) and _is_deconv(layer))
+    geometry = getattr(layer, "geometry", None)
+    if layer.type == "Im2col" and geometry is not None:
+        return (geometry.kernel_shape, geometry.stride, geometry.dilation,
+                False)
+    return None
+
+
+def _window_rf(window, r):
+    k, s, d, transposed = window
     if r.jump is None and r.whole_input:
         return r
-    if r.jump is None or len(r.size) != n_sp:
+    if r.jump is None or len(r.size) != len(k):
         return None
-    k = layer.kernel_shape
-    s = layer.stride
-    d = getattr(layer, "dilation", (1,) * n_sp)
-    return _grow(r, k, s, d, _is_conv_like(layer) and _is_deconv(layer))
+    return _grow(r, k, s, d, transposed)
 
 
 def _grow(r, k, s, d, transposed):
@@ -987,50 +1076,84 @@ def _count_text(n):
     return f"{n:,}"
 
 
+# Column widths of the text table: longer layer names, and lines of the
+# Bottom → Top column longer than their column, push the rest of their row
+# onto the next line (the columns stay aligned); a Bottom → Top that does not
+# fit on one line is broken into one line per bottom, then "→ top". A
+# layer's numbers stay on its first line; with several tops, each top's
+# shape and field are on the line of its name.
+_NAME_WIDTH = 36
+_IO_WIDTH = 44
+_IO_MAX_WIDTH = 56
+
+
+def _io_lines(row, width):
+    """The Bottom → Top cell as lines, and the line each top is on."""
+    if row.top and row.top == row.bottom:
+        return [f"{t} (in place)" for t in row.top], list(range(len(row.top)))
+    tops = [f"{t} (in place)" if t in row.bottom else t for t in row.top]
+    tops = tops or [""]
+    arrow = ", ".join(row.bottom) + " → " if row.bottom else "→ "
+    if len(arrow) + len(tops[0]) <= width:
+        lines = [arrow + tops[0]] + [" " * len(arrow) + t for t in tops[1:]]
+        return lines, list(range(len(row.top)))
+    lines = [b + "," for b in row.bottom[:-1]] + row.bottom[-1:]
+    first = len(lines)
+    lines += ["→ " + tops[0]] + ["  " + t for t in tops[1:]]
+    return lines, [first + i for i in range(len(row.top))]
+
+
 def format_text(report):
     """The report as an aligned table with formula lines and totals."""
     header = ["Layer", "Type", "Bottom → Top", "Top shape", "Param shapes",
               "Params", "MACs", "RF", "Jump"]
     right = {5, 6}
+    longest_blob = max((len(b) + 2 for row in report.layers
+                        for b in row.bottom + row.top), default=0)
+    io_width = min(_IO_MAX_WIDTH, max(_IO_WIDTH, longest_blob))
     table = []          # (cells, formula or None)
     for row in report.layers:
-        # One line per top: "bottoms → top0", then the other tops under it.
-        arrow = ", ".join(row.bottom) + " → " if row.bottom else "→ "
-        tops = [f"{t} (in place)" if t in row.bottom else t for t in row.top]
-        tops = tops or [""]
-        ios = [arrow + tops[0]] + [" " * len(arrow) + t for t in tops[1:]]
+        ios, top_line = _io_lines(row, io_width)
         params = " ".join(_shape_text(s) for s in row.param_shapes)
         if any(row.shared_params):
             params += " shared"
-        shapes = [_shape_text(s) for s in row.top_shapes] or [""]
-        rfs = [_rf_text(r) for r in row.receptive_field] or [("", "")]
-        table.append(([row.name, row.type, ios[0], shapes[0], params,
-                       f"{row.params:,}", f"{row.macs:,}", rfs[0][0],
-                       rfs[0][1]], None))
-        for extra in range(1, len(shapes)):
-            table.append((["", "", ios[extra], shapes[extra], "", "", "",
-                           rfs[extra][0], rfs[extra][1]], None))
+        shapes = [_shape_text(s) for s in row.top_shapes]
+        rfs = [_rf_text(r) for r in row.receptive_field]
+        height = max(len(ios), 1)
+        cells = [["", "", io, "", "", "", "", "", ""] for io in ios] or \
+            [[""] * len(header)]
+        cells[0][:2] = [row.name, row.type]
+        cells[0][4:7] = [params, f"{row.params:,}", f"{row.macs:,}"]
+        if len(row.top) == 1:
+            top_line = [0]          # one top: the whole row on its first line
+        for t, k in enumerate(top_line[:height]):
+            if t < len(shapes):
+                cells[k][3] = shapes[t]
+            if t < len(rfs):
+                cells[k][7:9] = list(rfs[t])
+        table.extend((c, None) for c in cells)
         if row.formula:
             table.append((None, row.formula))
     widths = [len(h) for h in header]
-    io_cap = 40
     for cells, _ in table:
         if cells:
             for i, cell in enumerate(cells):
                 widths[i] = max(widths[i], len(cell))
-    widths[2] = min(widths[2], io_cap)
+    widths[0] = min(widths[0], _NAME_WIDTH)
+    widths[2] = min(widths[2], io_width)
+    starts = [sum(widths[:i]) + 2 * i for i in range(len(widths))]
 
     def line(cells):
-        out = ""
-        target = 0
+        done, out = [], ""
         for i, (cell, width) in enumerate(zip(cells, widths)):
-            target += width + (2 if i else 0)
-            text = cell.rjust(width) if i in right else cell
-            if i:
-                out += "  "
-            out += text
-            out += " " * max(0, target - len(out))
-        return out.rstrip()
+            if not cell:
+                continue
+            if out and len(out) + 2 > starts[i]:
+                done.append(out.rstrip())      # spill: the row goes on below
+                out = ""
+            out = out.ljust(starts[i])
+            out += cell.rjust(width) if i in right else cell
+        return "\n".join(done + [out.rstrip()])
 
     rule_width = len(line(header))
     lines = []

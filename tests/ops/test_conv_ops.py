@@ -264,6 +264,37 @@ def test_chunk_sizes_follow_the_column_budget():
     assert lenet.chunk == 64 and alexnet.chunk == 1
 
 
+def test_unpadded_1x1_kernels_take_images_one_at_a_time():
+    # ResNet's bottleneck (stride 1) and projection (stride 2) convolutions.
+    bottleneck = conv._Plan(np, np.float32, (8, 128, 56, 56),
+                            (32, 128, 1, 1), 1, 0, 1, 1)
+    projection = conv._Plan(np, np.float32, (8, 512, 14, 14),
+                            (1024, 512, 1, 1), 2, 0, 1, 1)
+    # 1×1 maps (a fully connected layer as a convolution) stay batched.
+    tiny = conv._Plan(np, np.float32, (64, 64, 1, 1), (10, 64, 1, 1),
+                      1, 0, 1, 1)
+    padded = conv._Plan(np, np.float32, (8, 4, 6, 6), (4, 4, 1, 1),
+                        1, 1, 1, 1)
+    assert bottleneck.chunk == projection.chunk == 1
+    assert tiny.chunk == 64 and padded.chunk == 8
+
+
+@pytest.mark.parametrize("case", CASES_2D[:3] + CASES_2D[4:6])
+def test_forward_into_a_given_array(case):
+    x, w, b, stride, pad, dilation, group = random_case(case)
+    expected = naive_conv(x, w, b, stride, pad, dilation, group)
+    out = np.full(expected.shape, np.nan)
+    result = conv_forward(x, w, b, stride, pad, dilation, group, out=out)
+    assert result is out
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        conv_forward(x, w, b, stride, pad, dilation, group,
+                     out=np.empty(expected.shape, np.float32))
+    with pytest.raises(ValueError, match="not contiguous"):
+        conv_forward(x, w, b, stride, pad, dilation, group,
+                     out=np.empty(expected.shape[::-1]).T)
+
+
 def test_numpy_integer_geometry_is_accepted():
     x, w, b, *_ = random_case(CASES_2D[0])
     np.testing.assert_allclose(

@@ -141,6 +141,10 @@ def test_max_pool_equals_caffe(shape, kernel, stride, pad, mode, dtype):
     assert y.dtype == dtype and mask.dtype == np.int32
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(mask, mask_ref)
+    y_only, no_mask = max_pool_forward(x, kernel, stride, pad, size,
+                                       mask=False)
+    assert no_mask is None
+    np.testing.assert_array_equal(y_only, y_ref)
     dy = rng.standard_normal(y.shape).astype(dtype)
     np.testing.assert_array_equal(max_pool_backward(dy, mask, shape),
                                   naive_max_backward(dy, mask_ref, shape))

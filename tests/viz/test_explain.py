@@ -431,3 +431,101 @@ def test_lenet_example(tmp_path):
         "H_out = (12 + 2·0 − 1·(5−1) − 1)/1 + 1 = 8")
     assert report.receptive_field["pool2"].size == (16, 16)
     assert report.receptive_field["pool2"].jump == (4, 4)
+
+
+# -- receptive-field rules of the other layer types --------------------------------------
+@has("Convolution", "BatchNorm", "Scale", "Bias", "MVN", "PReLU", "Crop", "Slice",
+     "Reshape", "Tile")
+def test_receptive_fields_through_elementwise_and_layout_layers(tmp_path):
+    net = input_layer((2, 4, 12, 12)) + input_layer((2, 4, 8, 8), "ref") + """
+    layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+      convolution_param { num_output: 4 kernel_size: 3 stride: 2 pad: 1 } }
+    layer { name: "bn" type: "BatchNorm" bottom: "c" top: "c" }
+    layer { name: "sc" type: "Scale" bottom: "c" top: "c" scale_param { bias_term: true } }
+    layer { name: "bias" type: "Bias" bottom: "c" top: "b" }
+    layer { name: "mvn" type: "MVN" bottom: "b" top: "m" }
+    layer { name: "prelu" type: "PReLU" bottom: "m" top: "m" }
+    layer { name: "crop" type: "Crop" bottom: "data" bottom: "ref" top: "crop"
+      crop_param { offset: 2 } }
+    layer { name: "slice" type: "Slice" bottom: "m" top: "s1" top: "s2"
+      slice_param { slice_point: 1 } }
+    layer { name: "same" type: "Reshape" bottom: "s2" top: "same"
+      reshape_param { shape { dim: 0 dim: -1 dim: 6 dim: 6 } } }
+    layer { name: "rows" type: "Reshape" bottom: "s1" top: "rows"
+      reshape_param { shape { dim: 0 dim: 0 dim: 36 } } }
+    layer { name: "tile_c" type: "Tile" bottom: "m" top: "tile_c"
+      tile_param { axis: 1 tiles: 2 } }
+    layer { name: "tile_w" type: "Tile" bottom: "m" top: "tile_w"
+      tile_param { axis: 3 tiles: 2 } }
+    """
+    report = explain(write(tmp_path, net))
+    rf = report.receptive_field
+    assert report.notes == []
+    conv = ((3, 3), (2, 2))
+    for blob in ("c", "b", "m", "s1", "s2", "same", "tile_c"):     # element-wise
+        assert (rf[blob].size, rf[blob].jump) == conv, blob
+    assert (rf["crop"].size, rf["crop"].jump) == ((1, 1), (1, 1))   # data's, not ref's
+    for blob in ("rows", "tile_w"):                                # layout lost
+        assert rf[blob].size == (3, 3) and rf[blob].jump is None, blob
+    assert row(report, "sc").macs == 0 and row(report, "bn").macs == 0
+
+
+@has("Convolution", "Reduction", "ArgMax", "SPP", "Im2col", "Embed")
+def test_receptive_fields_of_reductions_windows_and_lookups(tmp_path):
+    net = input_layer((2, 3, 10, 10)) + input_layer((2, 5), "words") + """
+    layer { name: "i2c" type: "Im2col" bottom: "data" top: "cols"
+      convolution_param { kernel_size: 3 stride: 2 } }
+    layer { name: "amax_c" type: "ArgMax" bottom: "cols" top: "amax_c"
+      argmax_param { axis: 1 } }
+    layer { name: "amax_h" type: "ArgMax" bottom: "cols" top: "amax_h"
+      argmax_param { axis: 2 } }
+    layer { name: "amax" type: "ArgMax" bottom: "cols" top: "amax" }
+    layer { name: "sum_w" type: "Reduction" bottom: "cols" top: "sum_w"
+      reduction_param { axis: 3 } }
+    layer { name: "sum" type: "Reduction" bottom: "cols" top: "sum"
+      reduction_param { axis: 1 } }
+    layer { name: "spp" type: "SPP" bottom: "data" top: "spp"
+      spp_param { pyramid_height: 2 } }
+    layer { name: "embed" type: "Embed" bottom: "words" top: "embed"
+      embed_param { num_output: 4 input_dim: 7 } }
+    """
+    report = explain(write(tmp_path, net))
+    rf = report.receptive_field
+    assert (rf["cols"].size, rf["cols"].jump) == ((3, 3), (2, 2))   # a conv window
+    assert (rf["amax_c"].size, rf["amax_c"].jump) == ((3, 3), (2, 2))
+    assert rf["amax_h"].size == (10, 3) and rf["amax_h"].jump is None
+    assert rf["sum_w"].size == (3, 10) and rf["sum_w"].jump is None
+    for blob in ("amax", "sum", "spp"):
+        assert rf[blob].whole_input and rf[blob].size == (10, 10), blob
+    assert "embed" not in rf                 # no spatial input behind it
+    assert row(report, "embed").macs == 0    # a table lookup
+    assert report.notes == []
+
+
+def test_text_table_wraps_long_names_and_keeps_columns(tmp_path):
+    long = "a_really_long_convolution_layer_name_from_a_generator"
+    net = input_layer((1, 3, 8, 8), "image_input_with_a_long_name") + f"""
+    layer {{ name: "{long}" type: "InnerProduct" bottom: "image_input_with_a_long_name"
+      top: "features_with_a_long_name" inner_product_param {{ num_output: 2 }} }}
+    layer {{ name: "relu" type: "ReLU" bottom: "features_with_a_long_name"
+      top: "features_with_a_long_name" }}
+    layer {{ name: "sum" type: "Eltwise" bottom: "features_with_a_long_name"
+      bottom: "features_with_a_long_name" top: "doubled" }}
+    """
+    text = explain(write(tmp_path, net)).to_text()
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("Layer "))
+    type_column, shape_column = header.index("Type"), header.index("Top shape")
+    # The long name has its own line; the row goes on, aligned, below it.
+    at = lines.index(long)
+    assert lines[at + 1][type_column:].startswith("InnerProduct")
+    assert lines[at + 1][:type_column].strip() == ""
+    # In place is said once, not "x → x (in place)".
+    assert re.search(r"^relu +ReLU +features_with_a_long_name \(in place\) +\(1, 2\)",
+                     text, re.M)
+    # Bottoms that do not fit one line go one per line, then "→ top"; the
+    # numbers stay on the layer's first line.
+    sum_line = next(i for i, line in enumerate(lines) if line.startswith("sum "))
+    assert lines[sum_line][shape_column:].startswith("(1, 2)")
+    following = [line[type_column + 14:].strip() for line in lines[sum_line + 1:sum_line + 3]]
+    assert following[-1] == "→ doubled"
