@@ -46,6 +46,11 @@ class Layer:
     equal_num_bottom_top_blobs = False
     # If True, the net creates anonymous tops up to the required count.
     auto_top_blobs = False
+    # Whether backward may be called: the net clears it for layers its
+    # analysis exempts from backward, so that forward can skip keeping what
+    # only backward reads (argmax masks, saved inputs). A layer on its own
+    # keeps everything.
+    needs_backward = True
 
     def __init__(self, layer_param=None, *, dtype=np.float32, source=None):
         from ..proto import caffe_pb2

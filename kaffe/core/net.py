@@ -214,6 +214,8 @@ class Net:
         self._prune_backward()
         if param.force_backward:
             self._force_backward()
+        for layer, need in zip(self.layers, self._layer_need_backward):
+            layer.needs_backward = need
         self._outputs = [blob_index[name] for name in sorted(available)]
         for name in sorted(available):
             log.info("This network produces output %s", name)

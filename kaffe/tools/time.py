@@ -48,6 +48,10 @@ def run(args):
     net = Net(args.model, phase, level=args.level, stages=stages)
     layers = net.layers
     n = len(layers)
+    # As caffe time, every layer's Backward runs below, needed or not: let
+    # each keep what its backward reads.
+    for layer in layers:
+        layer.needs_backward = True
     log.info("Performing Forward")
     log.info("Initial loss: %g", net._forward(0, n - 1))
     log.info("Performing Backward")
