@@ -6,6 +6,7 @@ Net creates layers from a LayerParameter's ``type`` through
 as Caffe's (std::map-backed) registry lists them.
 """
 import difflib
+import importlib
 
 from .errors import KaffeConfigError
 
@@ -27,8 +28,9 @@ def register_layer(type_name):
 
 
 def _load_builtin_layers():
-    # Importing the package registers every built-in layer class.
-    from .. import layers  # noqa: F401
+    # Importing the package registers every built-in layer class. By module
+    # name: the attribute kaffe.layers is pycaffe's NetSpec layer factory.
+    importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.layers")
 
 
 def layer_class(type_name):
