@@ -21,9 +21,12 @@ Whether a weight file is HDF5 is decided by its content, as Caffe's
 ``H5Fis_hdf5``: the HDF5 signature at offset 0, or at 512, 1024, 2048 ...
 (after a user block), whatever the file is called.
 
-A layer name with a ``/`` (GoogLeNet's ``conv1/7x7_s2``) becomes nested
-groups, since HDF5 reads ``/`` as a path separator; reading follows such paths
-back to the layer (Caffe itself cannot write those files).
+A layer name with a ``/`` (GoogLeNet's ``conv1/7x7_s2``, MobileNet's
+``conv1/bn`` beside ``conv1``) becomes nested groups, since HDF5 reads ``/``
+as a path separator; reading follows such paths back to the layer and counts
+only a group's datasets as its blobs (Caffe fails on both: it cannot create
+``conv1/7x7_s2`` without a ``conv1`` group, and counts ``conv1``'s ``bn``
+subgroup as a blob).
 
 h5py is optional: ``pip install kaffe[hdf5]``. It is imported inside the
 functions that need it.
@@ -161,23 +164,25 @@ def load_hdf5(net, path):
             _copy_layer(net, name, group, path, h5py)
 
 
-def _layer_groups(h5py, data, layer_dict, prefix=""):
+def _layer_groups(h5py, group, layer_dict, prefix=""):
     """(layer name, group) for the net's layers, in the file's name order.
 
-    Logs "Ignoring source layer X" for a group that is no layer of the net;
-    descends into a group that is no layer but holds groups (a layer name
-    with '/' written as nested groups).
+    Logs "Ignoring source layer X" for an entry that is no layer of the net.
+    Descends into groups that hold groups: a layer name with '/' is stored
+    as nested groups, possibly inside the group of another layer (MobileNet's
+    "conv1" and "conv1/bn").
     """
-    for key in data:
+    for key in group:
         name = prefix + key
-        item = data[key]
+        item = group[key]
+        nested = isinstance(item, h5py.Group) and any(
+            isinstance(child, h5py.Group) for child in item.values())
         if name in layer_dict:
             yield name, item
-        elif isinstance(item, h5py.Group) and any(
-                isinstance(child, h5py.Group) for child in item.values()):
-            yield from _layer_groups(h5py, item, layer_dict, name + "/")
-        else:
+        elif not nested:
             log.info("Ignoring source layer %s", name)
+        if nested:
+            yield from _layer_groups(h5py, item, layer_dict, name + "/")
 
 
 def _copy_layer(net, name, group, path, h5py):
@@ -189,11 +194,12 @@ def _copy_layer(net, name, group, path, h5py):
             "datasets should be", file=path, layer=name,
             layer_type=target.type)
     n_target = len(target.blobs)
-    if len(group) > n_target:
+    n_source = sum(isinstance(item, h5py.Dataset) for item in group.values())
+    if n_source > n_target:
         raise KaffeShapeError(
             "has a different number of parameter blobs in the weight file",
             file=path, layer=name, layer_type=target.type,
-            received=f"{len(group)} blob(s) in the file",
+            received=f"{n_source} blob(s) in the file",
             expected=f"at most {n_target} (as the net defines it)",
             fix="check bias_term and that the file belongs to this net")
     for j, blob in enumerate(target.blobs):

@@ -28,12 +28,14 @@ COMMANDS = {
     "time": "time",
     "device_query": "device_query",
     "explain": "explain",
+    "draw": "draw",
     "convert_mnist_data": "convert_mnist_data",
     "convert_imageset": "convert_imageset",
     "compute_image_mean": "compute_image_mean",
     "extract_features": "extract_features",
     "upgrade_net_proto_text": "upgrade_net_proto_text",
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
+    "classify": "classify",
 }
 
 

@@ -6,7 +6,7 @@ their weight blobs, input fields, ...), on a binary NetParameter; the blobs
 are kept as they are. Exit status 0, 1 (fields dropped, file still written)
 or 2 (unreadable input, nothing written).
 """
-HELP = "upgrade a V0/V1 binary .caffemodel to the current format (Caffe's tool)"
+HELP = "upgrade a V0/V1 binary .caffemodel to the current format"
 DESCRIPTION = """\
 Read a binary NetParameter (.caffemodel) written in any of Caffe's older
 formats, upgrade it as Caffe does when it loads weights, and write the

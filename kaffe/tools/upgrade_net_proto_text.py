@@ -14,7 +14,7 @@ the input cannot be read or upgraded (nothing is written).
 """
 import logging
 
-HELP = "upgrade a V0/V1 net prototxt to the current format (Caffe's tool)"
+HELP = "upgrade a V0/V1 net prototxt to the current format"
 DESCRIPTION = """\
 Read a net prototxt written in any of Caffe's older formats, upgrade it as
 Caffe does when it loads it, and write the current format to OUT."""

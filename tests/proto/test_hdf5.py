@@ -249,10 +249,22 @@ def test_format_errors(tmp_path):
 
 
 def test_slash_in_layer_names_round_trips(tmp_path):
+    # GoogLeNet's "conv1/7x7_s2"; MobileNet's "conv1" beside "conv1/scale"
+    # (HDF5 stores the second inside the first's group).
     text = NET.replace('"conv"', '"conv1/3x3"').replace('"ip"', '"loss3/classifier"')
+    text += """
+layer { name: "loss3" type: "Scale" bottom: "ip" top: "s" scale_param { bias_term: true } }
+layer { name: "loss3/scale" type: "Scale" bottom: "s" top: "s2"
+        scale_param { filler { type: "gaussian" } } }
+"""
+    text = text.replace('bottom: "ip"', 'bottom: "loss3/classifier"')
+    if "Scale" not in kaffe.layer_type_list():
+        pytest.skip("Scale not registered yet")
     net = make_net(text, seed=9)
     path = tmp_path / "googlenet_like.h5"
     net.save_hdf5(str(path))
+    with h5py.File(path, "r") as f:
+        assert sorted(f["data/loss3"]) == ["0", "1", "classifier", "scale"]
     fresh = make_net(text, seed=10)
     fresh.copy_from(str(path))
     assert_same_params(net, fresh)

@@ -71,7 +71,8 @@ def test_text_v1_with_input_fields(tmp_path, capsys):
     status, out, err = run(["upgrade_net_proto_text", src, out_path], capsys)
     assert status == 0
     assert out == ""
-    assert f"Attempting to upgrade input file specified using deprecated V1LayerParameter: {src}" in err
+    assert ("Attempting to upgrade input file specified using deprecated "
+            f"V1LayerParameter: {src}") in err
     assert "Successfully upgraded file specified using deprecated V1LayerParameter" in err
     assert "Attempting to upgrade input file specified using deprecated input fields" in err
     assert f"Wrote upgraded NetParameter text proto to {out_path}" in err

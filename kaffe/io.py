@@ -1,0 +1,621 @@
+"""pycaffe's ``caffe.io``: protobuf ↔ NumPy, image loading and preprocessing.
+
+``import kaffe as caffe; caffe.io.load_image(...)`` works as in pycaffe, with
+the breakages of the original fixed (skimage's removed ``as_grey`` argument,
+NumPy's removed ``tostring``/``fromstring``) and without scikit-image or SciPy:
+images are decoded with Pillow and resized with NumPy.
+
+Two conventions meet here, and mixing them up is the most common mistake
+(BVLC/caffe#5040, #525, #867)::
+
+    load_image()          H×W×K float32, RGB, values in [0, 1]
+    a Caffe net's input   K×H×W float32, BGR, values in [0, 255] minus a mean
+
+:class:`Transformer` goes from the first to the second, always in this order
+(each step only if it was configured)::
+
+    preprocess(in_, image):
+      1. cast to float32 (a copy: the caller's array is never modified)
+      2. resize to the input blob's H×W            (resize_image, bilinear)
+      3. transpose            set_transpose(in_, (2, 0, 1))    H×W×K → K×H×W
+      4. reorder channels     set_channel_swap(in_, (2, 1, 0)) RGB → BGR
+      5. × raw_scale          set_raw_scale(in_, 255)          [0,1] → [0,255]
+      6. − mean               set_mean(in_, mean)   K×H×W or per channel (K,)
+      7. × input_scale        set_input_scale(in_, s)
+
+    deprocess(in_, blob) undoes 7 → 3 (it does not undo the resize).
+
+So the mean is subtracted *after* raw_scale and channel swap (it is in the
+net's BGR, 0–255 space, as Caffe's mean files are) and ``input_scale``
+multiplies *after* the mean (Caffe's ``transform_param.scale`` order:
+(x − mean) · scale). For an ImageNet CaffeNet::
+
+    t = caffe.io.Transformer({'data': net.blobs['data'].data.shape})
+    t.set_transpose('data', (2, 0, 1))
+    t.set_channel_swap('data', (2, 1, 0))
+    t.set_raw_scale('data', 255)
+    t.set_mean('data', mean_bgr)            # e.g. np.array([104, 117, 123])
+    net.blobs['data'].data[...] = t.preprocess('data', caffe.io.load_image(f))
+
+Compared with OpenCV's ``cv2.dnn.blobFromImage(img, scalefactor, size, mean,
+swapRB)`` on a 0–255 image of the input's size: it computes the same thing as
+``raw_scale`` 1 (or unset), a per-channel mean given in the *output* channel
+order, ``input_scale`` = scalefactor and ``channel_swap`` (2, 1, 0) for
+swapRB. (Its resize is OpenCV's bilinear, which replicates edge pixels; see
+:func:`resize_image` for where the two differ.)
+
+Deviations from pycaffe (all deliberate):
+
+* ``load_image`` decodes with Pillow (scikit-image decodes through imageio or
+  Pillow too, so pixels match); for ``color=False`` a colour image becomes
+  scikit-image's ``rgb2gray`` (0.2125 R + 0.7154 G + 0.0721 B). An alpha
+  channel is dropped in both modes, as pycaffe does for colour (current
+  scikit-image composites RGBA over white before ``rgb2gray``; older
+  versions ignored alpha); a grey+alpha image is grey.
+* ``resize_image`` reproduces pycaffe's
+  ``skimage.transform.resize(..., mode='constant')`` call with the
+  scikit-image of its time: no anti-aliasing (scikit-image ≥ 0.15 blurs
+  before downscaling by default; pass ``anti_aliasing=True`` for that).
+  Orders 0 (nearest) and 1 (bilinear) only.
+* ``Transformer.preprocess`` never writes into the caller's array (pycaffe did
+  when the input was already float32 and no resize or channel swap copied
+  it); ``set_mean`` accepts a 2-D H×W mean for 1-channel inputs and refuses a
+  mean whose channel count does not match the input instead of failing later.
+* ``blobproto_to_array`` also reads ``double_data``/``double_diff``;
+  ``datum_to_array`` decodes an encoded (JPEG/PNG) Datum to C×H×W BGR uint8.
+* Errors are :class:`~kaffe.KaffeError` subclasses (all ``ValueError``s, so
+  ``except ValueError`` and ``except Exception`` still catch them).
+"""
+import numpy as np
+
+from .core.errors import KaffeConfigError, KaffeFormatError, KaffeShapeError
+from .proto import caffe_pb2
+
+__all__ = [
+    "Transformer", "array_to_blobproto", "array_to_datum",
+    "arraylist_to_blobprotovector_str", "blobproto_to_array",
+    "blobprotovector_str_to_arraylist", "datum_to_array", "load_image",
+    "oversample", "resize_image",
+]
+
+
+# -- proto / datum / ndarray conversion --------------------------------------
+def blobproto_to_array(blob, return_diff=False):
+    """A BlobProto's ``data`` (``diff`` if ``return_diff``) as an array.
+
+    The shape is the legacy 4-D ``num × channels × height × width`` when any of
+    those fields is set (old caffemodels, mean.binaryproto files), else
+    ``shape.dim``. A blob without a shape holding one value gives a 0-d array.
+
+    Returns:
+        float64 ndarray (pycaffe's type; the values are Caffe's float32s).
+
+    Raises:
+        KaffeShapeError: the number of values does not fit the shape (e.g. a
+            blob with no shape and many values, or no diff stored).
+    """
+    if return_diff:
+        values, doubles, what = blob.diff, blob.double_diff, "diff"
+    else:
+        values, doubles, what = blob.data, blob.double_data, "data"
+    array = np.array(values if len(values) or not len(doubles) else doubles,
+                     dtype=np.float64)
+    legacy = any(blob.HasField(f) for f in ("num", "channels", "height",
+                                            "width"))
+    shape = ((blob.num, blob.channels, blob.height, blob.width) if legacy
+             else tuple(blob.shape.dim))
+    if array.size != int(np.prod(shape, dtype=np.int64)):
+        kind = "legacy num/channels/height/width" if legacy else "shape.dim"
+        raise KaffeShapeError(
+            f"the BlobProto's {what} holds {array.size} values, which do not "
+            f"fit its {kind} shape", received=shape,
+            fix="give the blob a shape (shape.dim or num/channels/height/"
+                "width) with as many elements as it has values")
+    return array.reshape(shape)
+
+
+def array_to_blobproto(arr, diff=None):
+    """An N-D array (and optionally a same-shaped ``diff``) as a BlobProto.
+
+    The shape goes to ``shape.dim`` (the current format); values are stored as
+    float32 in ``data``/``diff``.
+    """
+    arr = np.asarray(arr)
+    blob = caffe_pb2.BlobProto()
+    blob.shape.dim.extend(int(d) for d in arr.shape)
+    blob.data.extend(arr.astype(np.float64).ravel().tolist())
+    if diff is not None:
+        diff = np.asarray(diff)
+        if diff.shape != arr.shape:
+            raise KaffeShapeError("diff must have the data's shape",
+                                  received=diff.shape, expected=arr.shape)
+        blob.diff.extend(diff.astype(np.float64).ravel().tolist())
+    return blob
+
+
+def arraylist_to_blobprotovector_str(arraylist):
+    """Arrays → the serialized bytes of a BlobProtoVector."""
+    vec = caffe_pb2.BlobProtoVector()
+    vec.blobs.extend(array_to_blobproto(arr) for arr in arraylist)
+    return vec.SerializeToString()
+
+
+def blobprotovector_str_to_arraylist(str):  # noqa: A002 (pycaffe's name)
+    """The serialized bytes of a BlobProtoVector → a list of arrays."""
+    vec = caffe_pb2.BlobProtoVector()
+    try:
+        vec.ParseFromString(str)
+    except Exception as e:  # protobuf's DecodeError
+        raise KaffeFormatError(
+            f"the bytes are not a serialized BlobProtoVector ({e})") from None
+    return [blobproto_to_array(blob) for blob in vec.blobs]
+
+
+def array_to_datum(arr, label=None):
+    """A C×H×W array as a Datum: uint8 → bytes in ``data``, any other dtype →
+    ``float_data``. ``label`` is set only when given (as pycaffe)."""
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        raise KaffeShapeError("Incorrect array shape: a Datum holds a 3-D "
+                              "C×H×W array", received=arr.shape,
+                              expected="3 axes (channels, height, width)")
+    datum = caffe_pb2.Datum()
+    datum.channels, datum.height, datum.width = (int(d) for d in arr.shape)
+    if arr.dtype == np.uint8:
+        datum.data = np.ascontiguousarray(arr).tobytes()
+    else:
+        datum.float_data.extend(arr.astype(np.float64).ravel().tolist())
+    if label is not None:
+        datum.label = int(label)
+    return datum
+
+
+def datum_to_array(datum):
+    """A Datum's values as a C×H×W array (the label is ``datum.label``).
+
+    Returns:
+        uint8 for byte ``data`` (and for encoded JPEG/PNG Datums, decoded to
+        BGR as Caffe's data layers do), float64 for ``float_data``. The array
+        is a writable copy.
+    """
+    from .data.datum import datum_to_array as decode
+    if datum.encoded or len(datum.data):
+        return np.array(decode(datum))
+    return decode(datum).astype(np.float64)
+
+
+# -- pre-processing -----------------------------------------------------------
+class Transformer:
+    """Turn H×W×K images into a net's K×H×W inputs, and back.
+
+    Args:
+        inputs: {input blob name: its shape}, e.g.
+            ``{'data': net.blobs['data'].data.shape}`` (N×K×H×W).
+
+    Steps, in this order, each one optional (see the module docstring)::
+
+        float32 → resize to H×W → transpose → channel swap → × raw_scale
+                → − mean → × input_scale
+
+    All settings are per input name, kept in the dicts ``transpose``,
+    ``channel_swap``, ``raw_scale``, ``mean`` and ``input_scale`` (pycaffe's
+    attributes).
+    """
+
+    def __init__(self, inputs):
+        self.inputs = {name: tuple(int(d) for d in shape)
+                       for name, shape in dict(inputs).items()}
+        self.transpose = {}
+        self.channel_swap = {}
+        self.raw_scale = {}
+        self.mean = {}
+        self.input_scale = {}
+
+    def _check_input(self, in_):
+        if in_ not in self.inputs:
+            raise KaffeConfigError(
+                "is not one of the net inputs", field="input", received=in_,
+                expected=" or ".join(repr(n) for n in self.inputs))
+
+    def preprocess(self, in_, data):
+        """Format one image for the input ``in_`` of a net.
+
+        Args:
+            in_: the input blob's name.
+            data: H'×W'×K ndarray (e.g. from :func:`load_image`).
+
+        Returns:
+            K×H×W float32 ndarray for ``net.blobs[in_].data[i]``:
+            float32 → resize to the input's H×W (if it differs) → transpose →
+            channel swap → × raw_scale → − mean → × input_scale.
+        """
+        self._check_input(in_)
+        caffe_in = np.array(data, dtype=np.float32)   # a copy, never a view
+        in_dims = self.inputs[in_][2:]
+        if caffe_in.shape[:2] != in_dims:
+            caffe_in = resize_image(caffe_in, in_dims)
+        transpose = self.transpose.get(in_)
+        channel_swap = self.channel_swap.get(in_)
+        raw_scale = self.raw_scale.get(in_)
+        mean = self.mean.get(in_)
+        input_scale = self.input_scale.get(in_)
+        if transpose is not None:
+            caffe_in = caffe_in.transpose(transpose)
+        if channel_swap is not None:
+            caffe_in = caffe_in[list(channel_swap), :, :]
+        if raw_scale is not None:
+            caffe_in *= raw_scale
+        if mean is not None:
+            caffe_in -= mean
+        if input_scale is not None:
+            caffe_in *= input_scale
+        return caffe_in
+
+    def deprocess(self, in_, data):
+        """Undo :meth:`preprocess` (but not its resize): blob → image.
+
+        Args:
+            in_: the input blob's name.
+            data: K×H×W ndarray (a leading batch axis of 1 is squeezed away,
+                so ``net.blobs['data'].data`` of a batch of one works).
+
+        Returns:
+            H×W×K ndarray: ÷ input_scale → + mean → ÷ raw_scale → inverse
+            channel swap → inverse transpose.
+        """
+        self._check_input(in_)
+        decaf_in = np.array(data, copy=True).squeeze()
+        if not np.issubdtype(decaf_in.dtype, np.floating):
+            decaf_in = decaf_in.astype(np.float32)
+        transpose = self.transpose.get(in_)
+        channel_swap = self.channel_swap.get(in_)
+        raw_scale = self.raw_scale.get(in_)
+        mean = self.mean.get(in_)
+        input_scale = self.input_scale.get(in_)
+        if input_scale is not None:
+            decaf_in /= input_scale
+        if mean is not None:
+            decaf_in += mean
+        if raw_scale is not None:
+            decaf_in /= raw_scale
+        if channel_swap is not None:
+            decaf_in = decaf_in[np.argsort(channel_swap), :, :]
+        if transpose is not None:
+            decaf_in = decaf_in.transpose(np.argsort(transpose))
+        return decaf_in
+
+    def set_transpose(self, in_, order):
+        """Set the order of dimensions, e.g. (2, 0, 1) to turn H×W×K images
+        into K×H×W (and (1, 2, 0) reverts)."""
+        self._check_input(in_)
+        order = tuple(int(i) for i in order)
+        if len(order) != len(self.inputs[in_]) - 1:
+            raise KaffeConfigError(
+                "Transpose order needs to have the same number of dimensions "
+                "as the input (without the batch axis)", received=order,
+                expected=f"{len(self.inputs[in_]) - 1} axes")
+        self.transpose[in_] = order
+
+    def set_channel_swap(self, in_, order):
+        """Set the channel order, e.g. (2, 1, 0) for RGB → BGR (the reference
+        ImageNet models' order). Applies to the first axis AFTER transpose."""
+        self._check_input(in_)
+        order = tuple(int(i) for i in order)
+        if len(order) != self.inputs[in_][1]:
+            raise KaffeConfigError(
+                "Channel swap needs to have the same number of dimensions as "
+                "the input channels", received=order,
+                expected=f"{self.inputs[in_][1]} channels")
+        self.channel_swap[in_] = order
+
+    def set_raw_scale(self, in_, scale):
+        """Set the raw scale: blob = input × scale, BEFORE the mean.
+
+        Images from :func:`load_image` are in [0, 1]; CaffeNet, AlexNet,
+        GoogLeNet, VGG, ResNet ... expect [0, 255], so their raw_scale is 255.
+        """
+        self._check_input(in_)
+        self.raw_scale[in_] = scale
+
+    def set_mean(self, in_, mean):
+        """Set the mean to subtract (after raw_scale and channel swap, so in
+        the net's channel order and value range).
+
+        Args:
+            in_: the input blob's name.
+            mean: per-channel (K,) values, or an elementwise K×H×W array (a 2-D
+                H×W one for 1-channel inputs). An elementwise mean of another
+                H×W (ImageNet's 256×256 for a 227×227 input) is resized to the
+                input's H×W with :func:`resize_image`, as pycaffe does.
+        """
+        self._check_input(in_)
+        mean = np.asarray(mean)
+        channels, in_hw = self.inputs[in_][1], self.inputs[in_][2:]
+        if mean.ndim == 1:
+            if mean.shape[0] != channels:
+                raise KaffeShapeError(
+                    "Mean channels incompatible with input",
+                    received=mean.shape,
+                    expected=f"({channels},) per-channel values")
+            mean = mean[:, np.newaxis, np.newaxis]
+        else:
+            if mean.ndim == 2:
+                mean = mean[np.newaxis]
+            if mean.ndim != 3:
+                raise KaffeShapeError(
+                    "Mean shape invalid", received=mean.shape,
+                    expected="(K,) or K×H×W")
+            if mean.shape[0] != channels:
+                raise KaffeShapeError(
+                    "Mean channels incompatible with input",
+                    received=mean.shape,
+                    expected=f"{channels} channels")
+            if mean.shape[1:] != in_hw:
+                mean = _resize_mean(mean, in_hw)
+        self.mean[in_] = mean
+
+    def set_input_scale(self, in_, scale):
+        """Set the scale of preprocessed inputs: blob = blob × scale, AFTER the
+        mean is subtracted (raw_scale is applied BEFORE)."""
+        self._check_input(in_)
+        self.input_scale[in_] = scale
+
+
+def _resize_mean(mean, hw):
+    """pycaffe's resize of a K×H×W mean: to [0, 1], resize, back."""
+    m_min, m_max = mean.min(), mean.max()
+    if m_max == m_min:
+        return np.full((mean.shape[0],) + tuple(hw), m_min, dtype=mean.dtype)
+    normal = (mean - m_min) / (m_max - m_min)
+    resized = resize_image(normal.transpose(1, 2, 0), hw).transpose(2, 0, 1)
+    return resized * (m_max - m_min) + m_min
+
+
+# -- image IO -----------------------------------------------------------------
+_GRAY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])  # skimage's rgb2gray
+
+
+def load_image(filename, color=True):
+    """Load an image as float32 in [0, 1], converting grey or alpha as needed.
+
+    Args:
+        filename: the image file (anything Pillow reads: JPEG, PNG, BMP ...).
+        color: True (default) → H×W×3 **RGB** (a grey image is repeated on
+            the three channels); False → H×W×1 intensity (a colour image is
+            converted with 0.2125 R + 0.7154 G + 0.0721 B, scikit-image's
+            ``rgb2gray``).
+
+    Returns:
+        float32 ndarray, values in [0, 1] (8-bit images ÷ 255, 16-bit ÷ 65535).
+        An alpha channel is dropped. Note that Caffe nets usually want BGR in
+        [0, 255]: see :class:`Transformer`.
+    """
+    from .data.image import pil
+    Image = pil()
+    try:
+        with Image.open(filename) as image:
+            image.load()
+            array = _pil_to_float(image, filename)
+    except (OSError, SyntaxError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise KaffeFormatError(
+            f"'{filename}' cannot be read as an image ({e})",
+            fix="check that the file is a complete JPEG/PNG/BMP image") \
+            from None
+    if array.ndim == 3 and array.shape[2] >= 3:
+        rgb = array[:, :, :3]
+        if color:
+            return np.ascontiguousarray(rgb, dtype=np.float32)
+        return (rgb.astype(np.float64) @ _GRAY_WEIGHTS).astype(
+            np.float32)[:, :, np.newaxis]
+    grey = array[:, :, :1] if array.ndim == 3 else array[:, :, np.newaxis]
+    grey = grey.astype(np.float32)
+    return np.repeat(grey, 3, axis=2) if color else grey
+
+
+def _pil_to_float(image, filename):
+    """A Pillow image → float64 H×W or H×W×C (L, LA, RGB, RGBA) in [0, 1]."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        return np.asarray(image, dtype=np.float64) / 65535.0
+    if mode == "F":
+        return np.asarray(image, dtype=np.float64)
+    if mode == "1":
+        image = image.convert("L")
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGB")    # CMYK, YCbCr, LAB, HSV, RGBX, RGBa
+    return np.asarray(image, dtype=np.float64) / 255.0
+
+
+def resize_image(im, new_dims, interp_order=1, *, anti_aliasing=False):
+    """Resize an H×W×K image to ``new_dims`` = (height, width), K unchanged.
+
+    What pycaffe computes, without scikit-image or SciPy:
+
+    * K = 1 or 3 (``skimage.transform.resize(..., mode='constant')`` on the
+      image scaled to [0, 1], then scaled back): pixel centres are aligned
+      (source coordinate = (o + 0.5) · in/out − 0.5) and samples beyond the
+      border count as the image's minimum — so upscaled borders are darkened,
+      exactly as pycaffe's. The result is clipped to the input's range.
+      A constant image stays constant.
+    * any other K (``scipy.ndimage.zoom``): corners are aligned (source
+      coordinate = o · (in − 1)/(out − 1)), no border effect; integer
+      images are rounded half away from zero as zoom does (a value at an
+      exact .5 may land one level off SciPy's).
+
+    Args:
+        im: H×W×K ndarray (any real dtype, any range).
+        new_dims: (height, width).
+        interp_order: 1 bilinear (default), 0 nearest neighbour.
+        anti_aliasing: only for K = 1 or 3: smooth with scikit-image's Gaussian
+            (σ = (in/out − 1)/2 per axis) before downscaling, as
+            scikit-image ≥ 0.15 does by default. pycaffe's results date from
+            before that, so it is off.
+
+    Returns:
+        float32 ndarray (new_dims[0], new_dims[1], K) in the input's range.
+
+    Compared with ``cv2.resize(INTER_LINEAR)`` on float images: the same values
+    when downscaling, and in the interior when upscaling; OpenCV replicates the
+    edge pixels where this blends in the minimum.
+    """
+    im = np.asarray(im)
+    if im.ndim != 3:
+        raise KaffeShapeError("resize_image takes an H×W×K image",
+                              received=im.shape, expected="3 axes")
+    if interp_order not in (0, 1):
+        raise KaffeConfigError(
+            "is not supported", field="interp_order", received=interp_order,
+            expected="0 (nearest) or 1 (bilinear)",
+            fix="kaffe has no spline interpolation; use 0 or 1")
+    out_h, out_w = (int(d) for d in new_dims)
+    if out_h <= 0 or out_w <= 0:
+        raise KaffeShapeError("resize_image needs a positive size",
+                              received=(out_h, out_w))
+    if im.shape[0] == 0 or im.shape[1] == 0:
+        raise KaffeShapeError("cannot resize an empty image",
+                              received=im.shape)
+    if im.shape[-1] not in (1, 3):
+        out = _zoom_corners(im, out_h, out_w, interp_order)
+        return out.astype(np.float32)
+    im_min, im_max = im.min(), im.max()
+    if not im_max > im_min:
+        return np.full((out_h, out_w, im.shape[-1]), im_min, dtype=np.float32)
+    # skimage works in float32 for float32 input, else in float64.
+    work = np.float32 if im.dtype == np.float32 else np.float64
+    if work is np.float64:
+        im_min, im_max = np.float64(im_min), np.float64(im_max)
+    im_std = ((im - im_min) / (im_max - im_min)).astype(work)
+    if anti_aliasing:
+        im_std = _gaussian_smooth(im_std, (im.shape[0] / out_h,
+                                           im.shape[1] / out_w))
+    resized = _zoom_centres(im_std, out_h, out_w, interp_order).astype(work)
+    np.clip(resized, 0, 1, out=resized)
+    return (resized * (im_max - im_min) + im_min).astype(np.float32)
+
+
+def _taps(n_in, n_out, order, centres):
+    """Source indices (lo, hi) and weights (w_lo, w_hi) along one axis.
+
+    Out-of-range taps get index -1 (read as zero by the callers).
+    """
+    o = np.arange(n_out, dtype=np.float64)
+    if centres:
+        x = (o + 0.5) * (n_in / n_out) - 0.5
+    else:
+        x = o * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(1)
+        x = np.clip(x, 0, n_in - 1)
+    if order == 0:
+        lo = np.clip(np.floor(x + 0.5).astype(np.int64), 0, n_in - 1)
+        return lo, lo, np.ones(n_out), np.zeros(n_out)
+    lo = np.floor(x).astype(np.int64)
+    t = x - lo
+    hi = lo + 1
+    if centres:
+        lo = np.where(lo < 0, -1, lo)
+        hi = np.where(hi >= n_in, -1, hi)
+    else:
+        hi = np.minimum(hi, n_in - 1)
+    return lo, hi, 1.0 - t, t
+
+
+def _interp_axis(a, axis, lo, hi, w_lo, w_hi):
+    """Linear interpolation of float64 ``a`` along ``axis``; index -1 = 0."""
+    padded = np.concatenate(
+        [a, np.zeros_like(a.take([0], axis=axis))], axis=axis)  # [-1] is 0
+    shape = [1] * a.ndim
+    shape[axis] = -1
+    return (padded.take(lo, axis=axis) * w_lo.reshape(shape)
+            + padded.take(hi, axis=axis) * w_hi.reshape(shape))
+
+
+def _zoom_centres(im, out_h, out_w, order):
+    """skimage's resize (ndimage.zoom, grid_mode, 'grid-constant' 0)."""
+    a = im.astype(np.float64)
+    a = _interp_axis(a, 0, *_taps(im.shape[0], out_h, order, True))
+    return _interp_axis(a, 1, *_taps(im.shape[1], out_w, order, True))
+
+
+def _zoom_corners(im, out_h, out_w, order):
+    """scipy.ndimage.zoom(im, (out_h/H, out_w/W, 1), order) (corner-aligned);
+    the result has ``im``'s dtype, as zoom's (integers rounded)."""
+    a = im.astype(np.float64)
+    a = _interp_axis(a, 0, *_taps(im.shape[0], out_h, order, False))
+    a = _interp_axis(a, 1, *_taps(im.shape[1], out_w, order, False))
+    if np.issubdtype(im.dtype, np.integer):
+        info = np.iinfo(im.dtype)
+        a = np.trunc(a + np.where(a < 0, -0.5, 0.5))  # half away from 0
+        a = np.clip(a, info.min, info.max)
+    return a.astype(im.dtype) if im.dtype.kind in "fiu" else a
+
+
+def _gaussian_smooth(im, factors):
+    """scipy.ndimage.gaussian_filter(im, σ = max(0, (f − 1)/2), mode
+    'constant' 0, truncate 4) over the two image axes, in ``im``'s dtype."""
+    out = im
+    for axis, factor in enumerate(factors):
+        sigma = max(0.0, (factor - 1) / 2)
+        if sigma <= 1e-15:
+            continue
+        radius = int(4.0 * sigma + 0.5)
+        x = np.arange(-radius, radius + 1, dtype=np.float64)
+        weights = np.exp(-0.5 / sigma ** 2 * x ** 2)
+        weights /= weights.sum()
+        a = np.moveaxis(out.astype(np.float64), axis, 0)
+        padded = np.concatenate([np.zeros((radius,) + a.shape[1:]), a,
+                                 np.zeros((radius,) + a.shape[1:])])
+        acc = np.zeros_like(a)
+        for k, w in enumerate(weights):
+            acc += w * padded[k:k + a.shape[0]]
+        out = np.moveaxis(acc, 0, axis).astype(im.dtype)
+    return out
+
+
+def oversample(images, crop_dims):
+    """The 4 corner crops, the centre crop and their mirrors of each image.
+
+    Args:
+        images: iterable of H×W×K ndarrays, all of the first one's size (a
+            list, or an N×H×W×K array).
+        crop_dims: (height, width) of the crops.
+
+    Returns:
+        (10·N)×h×w×K float32 ndarray; for each image, in this order: top-left,
+        top-right, bottom-left, bottom-right, centre (start = floor((H − h)/2)
+        as pycaffe's int cast), then the same five mirrored left-right.
+    """
+    images = list(images) if not isinstance(images, np.ndarray) else images
+    if len(images) == 0:
+        raise KaffeShapeError("oversample needs at least one image")
+    im_shape = np.asarray(images[0]).shape
+    if len(im_shape) != 3:
+        raise KaffeShapeError("oversample takes H×W×K images",
+                              received=im_shape, expected="3 axes")
+    crop_h, crop_w = (int(d) for d in crop_dims)
+    if not (0 < crop_h <= im_shape[0] and 0 < crop_w <= im_shape[1]):
+        raise KaffeShapeError(
+            "oversample crops must fit in the images",
+            received=(crop_h, crop_w), expected=f"at most {im_shape[:2]}",
+            fix="resize the images to at least the crop size first")
+    # pycaffe truncates the float centre-crop corners toward zero.
+    center = (int(im_shape[0] / 2.0 - crop_h / 2.0),
+              int(im_shape[1] / 2.0 - crop_w / 2.0))
+    corners = [(0, 0), (0, im_shape[1] - crop_w), (im_shape[0] - crop_h, 0),
+               (im_shape[0] - crop_h, im_shape[1] - crop_w), center]
+    crops = np.empty((10 * len(images), crop_h, crop_w, im_shape[-1]),
+                     dtype=np.float32)
+    ix = 0
+    for im in images:
+        im = np.asarray(im)
+        for y, x in corners:
+            crops[ix] = im[y:y + crop_h, x:x + crop_w, :]
+            crops[ix + 5] = crops[ix, :, ::-1, :]
+            ix += 1
+        ix += 5
+    return crops
