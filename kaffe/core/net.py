@@ -17,6 +17,7 @@ The pycaffe surface (``blobs``, ``params``, ``forward(**inputs)``, ...) lives
 here too, so ``import kaffe as caffe`` scripts see the Net they expect.
 """
 import logging
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -48,8 +49,17 @@ class Net:
 
     def __init__(self, network, *args, phase=None, level=None, stages=None,
                  weights=None, dtype=np.float32):
+        legacy = bool(args) and isinstance(args[0], (str, bytes, os.PathLike))
         phase, weights, level, stages = _constructor_args(
             args, phase, weights, level, stages)
+        if legacy:
+            phase_name = "caffe.TRAIN" if phase == TRAIN else "caffe.TEST"
+            log.warning("DEPRECATION WARNING - deprecated use of Python "
+                        "interface")
+            log.warning('Use this instead (with the named "weights" '
+                        "parameter):")
+            log.warning("Net('%s', %s, weights='%s')", network, phase_name,
+                        weights)
         from ..proto.io import load_net
         param, source = load_net(network)
         if phase is not None:

@@ -27,6 +27,7 @@ KaffeError that says what to install.
 import logging
 import os
 import threading
+import weakref
 
 from ..core.errors import KaffeConfigError, KaffeFormatError
 from ..proto import caffe_pb2
@@ -165,6 +166,9 @@ class LMDB:
                     f"'{source}' cannot be opened as an LMDB: no such "
                     f"directory", fix=_open_fix(source, "lmdb", False))
             self.env = _shared_reader(lmdb, source)
+            # A layer that is garbage-collected without close() still gives
+            # its share back, so that the path can be opened again later.
+            self._release = weakref.finalize(self, _release_reader, self.env)
         else:
             self.env = _open_env(lmdb, source, readonly=False)
         log.info("Opened lmdb %s", source)
@@ -178,7 +182,7 @@ class LMDB:
     def close(self):
         if self.env is not None:
             if self.readonly:
-                _release_reader(self.env)
+                self._release()
             else:
                 self.env.close()
             self.env = None
