@@ -174,10 +174,6 @@ def test_open_nsfw_relu_in_place_makes_no_full_size_temporary(open_nsfw):
     assert peak < top[0].data.nbytes / 4
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "BatchNorm keeps x_norm and Scale keeps saved_input (a copy of every in-place "
-    "input, for a backward a deploy net never runs) and MAX Pooling its mask: "
-    "45 MB held at batch 1 beside 35 MB of activations"))
 def test_open_nsfw_layers_hold_no_activation_sized_state(open_nsfw):
     net = open_nsfw
     set_batch(net, 1)

@@ -3,6 +3,7 @@ naively."""
 import numpy as np
 import pytest
 
+from kaffe.ops import pooling
 from kaffe.ops.pooling import (ave_pool_backward, ave_pool_forward,
                                max_pool_backward, max_pool_forward,
                                pool_output_size)
@@ -265,3 +266,108 @@ def test_invalid_arguments_raise():
     with pytest.raises(ValueError, match="mask shape"):
         max_pool_backward(np.zeros((1, 1, 2, 2)),
                           np.zeros((1, 1, 3, 3), np.int32), (1, 1, 4, 4))
+
+
+# ------------------------------------- MAX: special values, the mask-free and
+# the out= paths (each bit for bit against the loops above)
+
+def same_bits(a, b):
+    """Equal to the bit: tells +0 from −0 (and NaN payloads apart)."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a.view(f"u{a.itemsize}"),
+                                  b.view(f"u{b.itemsize}"))
+
+
+def special_values(shape, dtype, seed=0):
+    """Small integers (many exact ties, zeros all +0) with NaN, ±inf and
+    −FLT_MAX sprinkled in."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, shape).astype(dtype)
+    flat = x.reshape(-1)
+    for value in (np.nan, np.inf, -np.inf, -FLT_MAX):
+        flat[rng.choice(flat.size, flat.size // 10, replace=False)] = value
+    return x
+
+
+SPECIAL_CASES = CASES + [
+    ((2, 3, 8, 8), 2, 2, 0, "CEIL"),     # LeNet: windows tile the map
+    ((1, 2, 9, 9), 3, 2, 0, "CEIL"),     # ResNet pool1: overlap, overhang
+    ((1, 2, 2, 3), (3, 4), 1, (1, 2), "CEIL"),  # kernel wider than W
+    ((1, 2, 3, 62), 3, 3, 0, "FLOOR"),    # 8-bit codes up to 127
+    ((1, 2, 3, 63), 3, 3, 0, "FLOOR"),    # 16-bit codes from 129
+    ((1, 1, 3, 16380), 3, 3, 0, "FLOOR"),  # 16-bit codes up to 32763
+    ((1, 1, 3, 17000), 3, 3, 0, "FLOOR"),  # 32-bit winner codes
+]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, pad, mode", SPECIAL_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_special_values_equal_caffe(shape, kernel, stride, pad,
+                                             mode, dtype):
+    x = special_values(shape, dtype)
+    x[0, 0, :2, :2] = np.nan  # a window of NaN and nothing else
+    size = output_hw(shape, kernel, stride, pad, mode)
+    y_ref, mask_ref = naive_max_pool(x, pair(kernel), pair(stride),
+                                     pair(pad), size)
+    y, mask = max_pool_forward(x, kernel, stride, pad, size)
+    same_bits(y, y_ref)
+    np.testing.assert_array_equal(mask, mask_ref)
+    y_only, _ = max_pool_forward(x, kernel, stride, pad, size, mask=False)
+    same_bits(y_only, y_ref)
+    # −0 gradients become +0 (Caffe adds to a zeroed diff); NaN gradients
+    # of windows without a maximum go nowhere.
+    rng = np.random.default_rng(1)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dy[0, 0, 0, 0] = -0.0
+    dy[mask_ref < 0] = np.nan
+    same_bits(max_pool_backward(dy, mask, shape),
+              naive_max_backward(dy, mask_ref, shape))
+
+
+@pytest.mark.parametrize("chunk_planes", [1, 4])
+def test_max_pool_without_mask_by_chunks_of_planes(monkeypatch, chunk_planes):
+    # 2·5 = 10 planes of 9×9 float32: chunks of 1 plane, or 4, 4 and 2.
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_planes * 9 * 9 * 4)
+    x = special_values((2, 5, 9, 9), np.float32, seed=4)
+    y_ref, _ = naive_max_pool(x, (3, 3), (2, 2), (1, 1), (5, 5))
+    y, _ = max_pool_forward(x, 3, 2, 1, (5, 5), mask=False)
+    same_bits(y, y_ref)
+
+
+def test_max_pool_backward_adds_shared_maxima_in_output_order():
+    # Nine overlapping windows share one maximum: float32 sums depend on
+    # the order, which must be Caffe's (output order).
+    x = np.zeros((1, 1, 5, 5), np.float32)
+    x[0, 0, 2, 2] = 1
+    _, mask = max_pool_forward(x, 3, 1, 0, (3, 3))
+    dy = (np.random.default_rng(2).standard_normal((1, 1, 3, 3))
+          * 10.0 ** np.arange(-4, 5).reshape(1, 1, 3, 3)).astype(np.float32)
+    same_bits(max_pool_backward(dy, mask, x.shape),
+              naive_max_backward(dy, mask, x.shape))
+
+
+def test_max_pool_writes_into_out():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    y_ref, mask_ref = max_pool_forward(x, 3, 2, 0, (3, 3))
+    for with_mask in (True, False):
+        out = np.full((2, 3, 3, 3), 7.0, np.float32)
+        y, _ = max_pool_forward(x, 3, 2, 0, (3, 3), mask=with_mask, out=out)
+        assert y is out
+        same_bits(out, y_ref)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    dx = np.full(x.shape, 7.0, np.float32)  # overwritten, zeros included
+    assert max_pool_backward(dy, mask_ref, x.shape, out=dx) is dx
+    same_bits(dx, max_pool_backward(dy, mask_ref, x.shape))
+
+
+@pytest.mark.parametrize("out, why", [
+    (np.zeros((2, 3, 3, 3), np.float64), "float32"),
+    (np.zeros((2, 3, 3, 4), np.float32), r"\(2, 3, 3, 3\)"),
+    (np.zeros((2, 3, 3, 6), np.float32)[..., ::2], "not contiguous"),
+])
+def test_max_pool_refuses_an_unfit_out(out, why):
+    x = np.zeros((2, 3, 7, 7), np.float32)
+    with pytest.raises(ValueError, match=why):
+        max_pool_forward(x, 3, 2, 0, (3, 3), out=out)

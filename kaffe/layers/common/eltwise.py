@@ -57,21 +57,49 @@ class EltwiseLayer(Layer):
             xp.multiply(xs[0], xs[1], out=y)
             for x in xs[2:]:
                 y *= x
-        elif self.op == _OP.SUM:
-            # Accumulate in a fresh array: y may be one of the inputs (in place).
-            total = xs[0] * self.coeffs[0]
-            for c, x in zip(self.coeffs[1:], xs[1:]):
-                total += c * x if c != 1 else x
-            y[...] = total
+            return
+        # Results go straight into the top. In place on bottom 0, y already
+        # holds x0; in place on a later bottom, writing y would lose that
+        # bottom before it is read: work in a fresh array then.
+        overwrites_input = any(top[0] is b for b in bottom[1:])
+        result = xp.empty_like(y) if overwrites_input else y
+        if self.op == _OP.SUM:
+            holds_x0 = top[0] is bottom[0] and not overwrites_input
+            self._sum(xp, xs, result, holds_x0)
         else:
-            # Caffe: a > b keeps a, otherwise b; later bottoms need strictly >.
-            self.argmax = xp.where(xs[0] > xs[1], 0, 1).astype(xp.int32)
-            best = xp.where(xs[0] > xs[1], xs[0], xs[1])
-            for i, x in enumerate(xs[2:], start=2):
-                better = x > best
+            self._max(xp, xs, result)
+        if overwrites_input:
+            y[...] = result
+
+    def _sum(self, xp, xs, total, holds_x0):
+        """total = Σ coeff·x, added bottom by bottom (``holds_x0``: total
+        already is x0)."""
+        first = 1
+        if self.coeffs[0] != 1:
+            xp.multiply(xs[0], self.coeffs[0], out=total)
+        elif not holds_x0:
+            if self.coeffs[1] == 1:
+                # x0 + x1 in one pass (ResNet's shortcut sums).
+                xp.add(xs[0], xs[1], out=total)
+                first = 2
+            else:
+                total[...] = xs[0]
+        for c, x in zip(self.coeffs[first:], xs[first:]):
+            total += c * x if c != 1 else x
+
+    def _max(self, xp, xs, best):
+        """best = the elementwise maximum by Caffe's rule; the index of the
+        winning bottom goes to ``self.argmax`` only if backward can run."""
+        # Caffe: a > b keeps a, otherwise b; later bottoms need strictly >.
+        better = xs[0] > xs[1]
+        keep = self.needs_backward
+        self.argmax = (~better).astype(xp.int32) if keep else None
+        best[...] = xp.where(better, xs[0], xs[1])
+        for i, x in enumerate(xs[2:], start=2):
+            better = x > best
+            if keep:
                 self.argmax[better] = i
-                best = xp.where(better, x, best)
-            y[...] = best
+            best[better] = x[better]
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff

@@ -20,7 +20,7 @@ class ReLULayer(NeuronLayer):
         if slope == 0:
             xp.maximum(x, 0, out=y)
         else:
-            xp.multiply(x, xp.where(x > 0, 1, slope).astype(x.dtype), out=y)
+            xp.multiply(x, _factors(x, slope), out=y)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -35,4 +35,11 @@ class ReLULayer(NeuronLayer):
         if slope == 0:
             xp.multiply(dy, x > 0, out=dx)
         else:
-            xp.multiply(dy, xp.where(x > 0, 1, slope).astype(dy.dtype), out=dx)
+            xp.multiply(dy, _factors(x, slope), out=dx)
+
+
+def _factors(x, slope):
+    """1 where x > 0, else ``slope``, in x's dtype (made in that dtype
+    directly: no float64 array to convert)."""
+    xp = array_module(x)
+    return xp.where(x > 0, x.dtype.type(1), x.dtype.type(slope))

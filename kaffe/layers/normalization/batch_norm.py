@@ -34,7 +34,8 @@ class BatchNormLayer(Layer):
 
     Backward: batch statistics give the exact gradient
     (dy − mean(dy) − mean(dy·y)·y) / sqrt(σ² + eps) from the normalised
-    output cached at forward; global statistics give dy / sqrt(σ² + eps).
+    output cached at forward (only when the net will run backward: see
+    ``needs_backward``); global statistics give dy / sqrt(σ² + eps).
     Runs in place.
     """
 
@@ -120,23 +121,34 @@ class BatchNormLayer(Layer):
         return array.reshape(n, self.channels, spatial)
 
     def forward(self, bottom, top):
+        # Caffe's order, computed in the top: subtract the mean, then divide
+        # by the standard deviation. In place, the top is the bottom: the
+        # statistics are taken before it is overwritten.
         x = self._view(bottom[0].data)
+        y = self._view(top[0].data)
         xp = array_module(x)
-        c = self.channels
         if self.use_global_stats:
-            s = self.blobs[2].data.reshape(-1)[:1]
-            inverse = xp.where(s == 0, 0, 1 / xp.where(s == 0, 1, s))
-            mean = (self.blobs[0].data.reshape(-1)[:c] * inverse).reshape(
-                1, c, 1)
-            var = (self.blobs[1].data.reshape(-1)[:c] * inverse).reshape(
-                1, c, 1)
-            centered = x - mean
+            mean, var = self._global_stats(xp)
+            xp.subtract(x, mean, out=y)
         else:
-            centered, mean, var = centered_moments(x, _AXES)
-            self._update_running_stats(mean, var, x.size // c)
+            _, mean, var = centered_moments(x, _AXES, out=y)
+            self._update_running_stats(mean, var, x.size // self.channels)
         self.std = xp.sqrt(var + self.dtype.type(self.eps))
-        self.x_norm = centered / self.std
-        self._view(top[0].data)[...] = self.x_norm
+        xp.divide(y, self.std, out=y)
+        # Only the batch-statistics backward reads the normalised output,
+        # and later in-place layers overwrite the top: keep a copy of it,
+        # and only if backward can run.
+        keep = self.needs_backward and not self.use_global_stats
+        self.x_norm = y.copy() if keep else None
+
+    def _global_stats(self, xp):
+        """(mean, var), (1, C, 1): the running sums times 1/s (0 if s = 0)."""
+        c = self.channels
+        s = self.blobs[2].data.reshape(-1)[:1]
+        inverse = xp.where(s == 0, 0, 1 / xp.where(s == 0, 1, s))
+        mean = self.blobs[0].data.reshape(-1)[:c] * inverse
+        var = self.blobs[1].data.reshape(-1)[:c] * inverse
+        return mean.reshape(1, c, 1), var.reshape(1, c, 1)
 
     def _update_running_stats(self, mean, var, m):
         maf = self.dtype.type(self.moving_average_fraction)
@@ -157,11 +169,12 @@ class BatchNormLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # Read the whole top diff before writing: in place, it is the
-        # bottom diff.
+        # In place, the bottom diff is the top diff: both compute elementwise
+        # (normalize_backward takes its means before writing).
         dy = self._view(top[0].diff)
         dx = self._view(bottom[0].diff)
+        xp = array_module(dy)
         if self.use_global_stats:
-            dx[...] = dy / self.std
+            xp.divide(dy, self.std, out=dx)
         else:
-            dx[...] = normalize_backward(dy, self.x_norm, self.std, _AXES)
+            normalize_backward(dy, self.x_norm, self.std, _AXES, out=dx)

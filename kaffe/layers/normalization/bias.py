@@ -5,6 +5,7 @@ bottom.shape[axis:axis + k] applies to bottom viewed as (outer, dim, inner).
 """
 import logging
 
+from ...core.backend import array_module
 from ...core.filler import fill
 from ...core.layer import Layer
 from ...core.registry import register_layer
@@ -100,7 +101,7 @@ class BiasLayer(Layer):
         b = self._bias(bottom).data.reshape(1, dim, 1)
         x = bottom[0].data.reshape(outer, dim, inner)
         y = top[0].data.reshape(outer, dim, inner)
-        y[...] = x + b
+        array_module(x).add(x, b, out=y)
 
     def backward(self, top, propagate_down, bottom):
         outer, dim, inner = self.dims

@@ -1,6 +1,7 @@
 """Scale: multiply by a blob broadcast along the axes it does not cover."""
 import logging
 
+from ...core.backend import array_module
 from ...core.blob import Blob
 from ...core.filler import fill
 from ...core.layer import Layer
@@ -23,7 +24,8 @@ class ScaleLayer(Layer):
     shape must equal bottom[0]'s dims from axis on (shape () = a scalar).
     Blobs: [s (one bottom only), b (bias_term only)]; b has the shape of s.
     Shape: the top has bottom[0]'s shape. Runs in place: the forward then
-    keeps a copy of the input for the gradient of s, as Caffe does.
+    keeps a copy of the input for the gradient of s, as Caffe does (only
+    when that gradient may be computed: see ``needs_backward``).
 
     Gradients: ds = Σ dy·x over the broadcast axes; db = Σ dy; dx = dy·s.
     Caffe quirk, reproduced: for a learned s the gradient is accumulated
@@ -96,15 +98,27 @@ class ScaleLayer(Layer):
     def forward(self, bottom, top):
         outer, dim, inner = self.dims
         x = bottom[0].data.reshape(outer, dim, inner)
-        if top[0] is bottom[0]:
-            self.saved_input = x.copy()
-        s = self._scale(bottom).data.reshape(1, dim, 1)
         y = top[0].data.reshape(outer, dim, inner)
-        y[...] = x * s
+        xp = array_module(x)
+        # In place, the product overwrites the input that the gradient of s
+        # reads: keep a copy, but only when that gradient will be computed.
+        self.saved_input = (x.copy() if top[0] is bottom[0]
+                            and self._scale_gradient_may_run(bottom) else None)
+        s = self._scale(bottom).data.reshape(1, dim, 1)
+        xp.multiply(x, s, out=y)
         if self.bias_index is not None:
             outer, dim, inner = self.bias_dims
             b = self.blobs[self.bias_index].data.reshape(1, dim, 1)
-            top[0].data.reshape(outer, dim, inner)[...] += b
+            y = top[0].data.reshape(outer, dim, inner)
+            y += b
+
+    def _scale_gradient_may_run(self, bottom):
+        """Whether backward may compute the gradient of s (which reads the
+        input): a learned s whose lr_mult is not 0, or a bottom[1] s (its
+        propagate_down is only known at backward)."""
+        if not self.needs_backward:
+            return False
+        return len(bottom) > 1 or self.param_needs_backward(0)
 
     def backward(self, top, propagate_down, bottom):
         if self.bias_index is not None and self.param_needs_backward(
@@ -129,4 +143,5 @@ class ScaleLayer(Layer):
                 scale.diff[...] = grad
         if propagate_down[0]:
             s = scale.data.reshape(1, dim, 1)
-            bottom[0].diff.reshape(outer, dim, inner)[...] = dy * s
+            dx = bottom[0].diff.reshape(outer, dim, inner)
+            array_module(dy).multiply(dy, s, out=dx)

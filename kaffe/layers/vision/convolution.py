@@ -29,8 +29,15 @@ class ConvolutionLayer(BaseConvolutionLayer):
         w = self._filters(self.blobs[0].data)
         b = self.blobs[1].data if self.bias_term else None
         for x_blob, y_blob in zip(bottom, top):
-            y = conv_forward(self._as_nc(x_blob.data), w, b, **self._geometry())
-            y_blob.data[...] = y.reshape(y_blob.shape)
+            x = self._as_nc(x_blob.data)
+            if y_blob is x_blob:
+                # In place (Caffe would read overwritten inputs): compute
+                # aside, then copy.
+                y = conv_forward(x, w, b, **self._geometry())
+                y_blob.data[...] = y.reshape(y_blob.shape)
+            else:
+                conv_forward(x, w, b, **self._geometry(),
+                             out=self._as_nc(y_blob.data))
 
     def backward(self, top, propagate_down, bottom):
         w = self._filters(self.blobs[0].data)

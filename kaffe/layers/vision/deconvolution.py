@@ -72,5 +72,9 @@ class DeconvolutionLayer(BaseConvolutionLayer):
                                       self._filters(self.blobs[0].diff),
                                       **self._geometry())
             if propagate_down[i]:
-                dx = conv_forward(dy, w, **self._geometry())
-                x_blob.diff[...] = dx.reshape(x_blob.shape)
+                if x_blob is y_blob:
+                    dx = conv_forward(dy, w, **self._geometry())
+                    x_blob.diff[...] = dx.reshape(x_blob.shape)
+                else:
+                    conv_forward(dy, w, **self._geometry(),
+                                 out=self._as_nc(x_blob.diff))

@@ -28,8 +28,9 @@ class PoolingLayer(Layer):
     one if pad_h or pad_w > 0 and the last window would start at or past
     in + pad (Caffe applies this to both axes, even an unpadded one).
     MAX ignores padding and may output the argmax as top[1] (flat h·W + w in
-    the channel). AVE divides by the window size counting padding but not the
-    overhang past the padded edge. STOCHASTIC samples by value in TRAIN and
+    the channel); it finds the argmax only for top[1] or a backward to come
+    (``needs_backward``). AVE divides by the window size counting padding
+    but not the overhang past the padded edge. STOCHASTIC samples by value in TRAIN and
     takes the value-weighted mean in TEST (Caffe has it only on the GPU).
 
     After setup: ``kernel_shape``, ``stride``, ``pad`` ((h, w) tuples),
@@ -148,11 +149,9 @@ class PoolingLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         if self.method == "MAX":
-            y, self.mask = max_pool_forward(x, self.kernel_shape, self.stride,
-                                            self.pad, self.out_hw)
-            if len(top) > 1:
-                top[1].data[...] = self.mask
-        elif self.method == "AVE":
+            self._max_forward(bottom, top)
+            return
+        if self.method == "AVE":
             y = ave_pool_forward(x, self.kernel_shape, self.stride, self.pad,
                                  self.out_hw)
         elif self.phase == caffe_pb2.TRAIN:
@@ -165,12 +164,30 @@ class PoolingLayer(Layer):
                                      self.out_hw)
         top[0].data[...] = y
 
+    def _max_forward(self, bottom, top):
+        # The argmax mask is for backward and top[1]: finding it costs 2–3×
+        # the pooling itself, so skip it when neither will read it.
+        want_mask = self.needs_backward or len(top) > 1
+        geometry = (self.kernel_shape, self.stride, self.pad, self.out_hw)
+        if top[0] is bottom[0]:  # the ops' out may not overlap the input
+            y, self.mask = max_pool_forward(bottom[0].data, *geometry,
+                                            mask=want_mask)
+            top[0].data[...] = y
+        else:
+            _, self.mask = max_pool_forward(bottom[0].data, *geometry,
+                                            mask=want_mask, out=top[0].data)
+        if len(top) > 1:
+            top[1].data[...] = self.mask
+
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         dy = top[0].diff
         shape = bottom[0].shape
         if self.method == "MAX":
+            if top[0] is not bottom[0]:  # else out would overlap dy
+                max_pool_backward(dy, self.mask, shape, out=bottom[0].diff)
+                return
             dx = max_pool_backward(dy, self.mask, shape)
         elif self.method == "AVE":
             dx = ave_pool_backward(dy, shape, self.kernel_shape, self.stride,

@@ -6,7 +6,8 @@ import pytest
 
 from kaffe.core.errors import KaffeConfigError, KaffeShapeError
 from kaffe.testing.gradient import (blobs_from, check_gradients,
-                                    check_layer_error, make_layer, setup_layer)
+                                    check_layer_error, empty_blobs, make_layer,
+                                    setup_layer)
 
 check_error = partial(check_layer_error, layer="elt")
 
@@ -124,6 +125,50 @@ def test_sum_in_place():
     top[0].diff[...] = 1.0
     layer.Backward(top, [True, True], bottom)
     assert (bottom[1].diff == -1).all() and (bottom[0].diff == 2).all()
+
+
+def float32_forward(param, arrays, top_index=None, needs_backward=True):
+    """Forward in float32 into a new top, or in place on bottom[top_index]."""
+    layer = make_layer(eltwise_text(param), dtype=np.float32)
+    layer.needs_backward = needs_backward
+    bottom = blobs_from(arrays, np.float32)
+    top = ([bottom[top_index]] if top_index is not None
+           else empty_blobs(1, np.float32))
+    layer.SetUp(bottom, top)
+    layer.Forward(bottom, top)
+    return layer, top[0].data
+
+
+@pytest.mark.parametrize("param, formula", [
+    ("", lambda x: x[0] + x[1] + x[2]),
+    ("coeff: 1 coeff: -2 coeff: 0.5",
+     lambda x: x[0] + np.float32(-2) * x[1] + np.float32(0.5) * x[2]),
+    ("coeff: 0.1 coeff: 1 coeff: 1",
+     lambda x: np.float32(0.1) * x[0] + x[1] + x[2])])
+@pytest.mark.parametrize("top_index", [None, 0, 1, 2])
+def test_float32_sum_adds_bottom_by_bottom(param, formula, top_index):
+    # Caffe's roundings, whether the top is new or one of the bottoms.
+    arrays = [a.astype(np.float32) for a in random_inputs(3, (4, 5))]
+    _, y = float32_forward(param, arrays, top_index)
+    np.testing.assert_array_equal(y.view(np.uint32),
+                                  formula(arrays).view(np.uint32))
+
+
+@pytest.mark.parametrize("top_index", [None, 0, 1])
+def test_max_in_place(top_index):
+    arrays = random_inputs(3)
+    _, y = float32_forward("operation: MAX", arrays, top_index)
+    expected, _ = reference([a.astype(np.float32) for a in arrays], "MAX")
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+
+
+def test_max_without_backward_keeps_no_argmax():
+    arrays = random_inputs(3)
+    trained, y = float32_forward("operation: MAX", arrays)
+    deployed, y_deployed = float32_forward("operation: MAX", arrays,
+                                           needs_backward=False)
+    assert trained.argmax is not None and deployed.argmax is None
+    np.testing.assert_array_equal(y_deployed, y)
 
 
 def test_propagate_down_false_leaves_diff():

@@ -59,6 +59,22 @@ def test_gradient_at_zero_takes_the_negative_side(slope):
                                   [np.float32(slope or 0.0)] * 3)
 
 
+@pytest.mark.parametrize("slope", [0.1, 2.0])
+def test_float32_leaky_multiplies_by_1_or_the_slope(slope):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    layer, bottom, top = setup_layer(relu_text(slope), [x], dtype=np.float32)
+    top[0].diff[...] = dy
+    layer.Backward(top, [True], bottom)
+    factor = np.where(x > 0, np.float32(1), np.float32(slope))
+    for got, expected in ((top[0].data, x * factor),
+                          (bottom[0].diff, dy * factor)):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32),
+                                      expected.view(np.uint32))
+
+
 def test_takes_one_bottom():
     layer = make_layer(relu_text())
     with pytest.raises(KaffeConfigError) as info:

@@ -202,6 +202,62 @@ def test_backward_uses_the_normalized_output_cached_at_forward():
     np.testing.assert_array_equal(bottom[0].diff, expected)
 
 
+def float32_forward(param, phase, x, *, in_place, needs_backward=True):
+    layer = make_layer(bn(param), phase, np.float32)
+    layer.needs_backward = needs_backward
+    bottom = blobs_from([x], np.float32)
+    top = list(bottom) if in_place else empty_blobs(1, np.float32)
+    layer.SetUp(bottom, top)
+    if layer.use_global_stats:
+        # Nonzero statistics to normalise with.
+        layer.blobs[0].data[...] = [0.5, -1.0, 2.0]
+        layer.blobs[1].data[...] = [3.0, 0.25, 1.0]
+        layer.blobs[2].data[...] = 0.7
+    layer.Forward(bottom, top)
+    return layer, top[0].data
+
+
+@pytest.mark.parametrize("phase", [TRAIN, TEST])
+def test_float32_forward_is_caffes_two_steps(phase):
+    # (x − mean) then / sqrt(var + eps), each rounded to float32, in place
+    # or not, whether backward will run or not.
+    x = (np.random.default_rng(14).standard_normal((2, 3, 4, 5)) * 3
+         ).astype(np.float32)
+    layer, y = float32_forward("", phase, x, in_place=False)
+    if layer.use_global_stats:
+        inverse = np.float32(1) / layer.blobs[2].data[0]
+        mean = (layer.blobs[0].data * inverse).reshape(1, 3, 1, 1)
+        var = (layer.blobs[1].data * inverse).reshape(1, 3, 1, 1)
+    else:
+        mean = x.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float32)
+        var = ((x - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+    expected = (x - mean) / np.sqrt(var + np.float32(1e-5))
+    if layer.use_global_stats:
+        np.testing.assert_array_equal(y.view(np.uint32),
+                                      expected.view(np.uint32))
+    else:  # NumPy's float32 mean sums in its own order
+        np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+    for in_place in (False, True):
+        for needs_backward in (False, True):
+            _, again = float32_forward("", phase, x, in_place=in_place,
+                                       needs_backward=needs_backward)
+            np.testing.assert_array_equal(again.view(np.uint32),
+                                          y.view(np.uint32))
+
+
+@pytest.mark.parametrize("phase, needs_backward, keeps", [
+    (TRAIN, True, True), (TRAIN, False, False),
+    (TEST, True, False), (TEST, False, False)])
+def test_keeps_the_normalized_output_only_for_a_batch_backward(
+        phase, needs_backward, keeps):
+    # Only the batch-statistics backward reads x_norm (global statistics:
+    # dx = dy / std); a deploy net never runs backward.
+    x = np.random.default_rng(15).standard_normal((2, 3, 4)).astype(np.float32)
+    layer, _ = float32_forward("", phase, x, in_place=True,
+                               needs_backward=needs_backward)
+    assert (layer.x_norm is not None) == keeps
+
+
 def test_bottom_diff_is_overwritten_and_respects_propagate_down():
     x = np.random.default_rng(12).standard_normal((3, 2))
     layer, bottom, top = setup_layer(bn(), [x], phase=TRAIN)
@@ -301,3 +357,56 @@ def test_stored_blobs_must_cover_the_channels():
     with pytest.raises(KaffeShapeError) as info:
         layer.SetUp(blobs_from([np.ones((2, 2))]), empty_blobs(1))
     check_error(info, "blobs[0]", "(1)")
+
+
+RESNET_BLOCK = """
+  layer { name: "data" type: "Input" top: "data"
+          input_param { shape { dim: 2 dim: 4 dim: 9 dim: 9 } } }
+  layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+          convolution_param { num_output: 4 kernel_size: 3 pad: 1
+                              weight_filler { type: "gaussian" } } }
+  layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }
+  layer { name: "scale1" type: "Scale" bottom: "conv1" top: "conv1"
+          scale_param { bias_term: true filler { type: "gaussian" }
+                        bias_filler { type: "gaussian" } } }
+  layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+  layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+          pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+  layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+          convolution_param { num_output: 4 kernel_size: 1
+                              weight_filler { type: "gaussian" } } }
+  layer { name: "sum" type: "Eltwise" bottom: "pool1" bottom: "conv2"
+          top: "sum" }
+"""
+
+
+def resnet_block(force_backward):
+    net_param = caffe_pb2.NetParameter()
+    text_format.Parse(RESNET_BLOCK, net_param)
+    net_param.force_backward = force_backward
+    net_param.state.phase = TEST
+    return kaffe.Net.from_param(net_param, dtype=np.float32)
+
+
+def test_a_deploy_net_keeps_no_backward_state_and_computes_the_same():
+    deployed, trained = resnet_block(False), resnet_block(True)
+    rng = np.random.default_rng(16)
+    for name, blobs in deployed.params.items():
+        for blob, twin in zip(blobs, trained.params[name]):
+            blob.data[...] = rng.uniform(0.5, 1.5, blob.shape)
+            twin.data[...] = blob.data
+    x = rng.standard_normal((2, 4, 9, 9))
+    for net in (deployed, trained):
+        net.blobs["data"].data[...] = x
+        net.forward()
+    np.testing.assert_array_equal(deployed.blobs["sum"].data.view(np.uint32),
+                                  trained.blobs["sum"].data.view(np.uint32))
+    kept = {"x_norm", "saved_input", "mask"}
+    assert not any(getattr(layer, attribute, None) is not None
+                   for layer in deployed.layers for attribute in kept)
+    # With backward to come, Scale keeps its in-place input and Pooling its
+    # mask (BatchNorm with global statistics needs neither).
+    layers = trained.layer_dict
+    assert layers["scale1"].saved_input is not None
+    assert layers["pool1"].mask is not None
+    assert layers["bn1"].x_norm is None

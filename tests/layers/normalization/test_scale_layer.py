@@ -212,6 +212,60 @@ def test_in_place_keeps_the_input_for_the_scale_gradient():
     np.testing.assert_allclose(layer.blobs[0].diff, x.sum(axis=0))
 
 
+def in_place_float32(text, x, needs_backward):
+    layer = make_layer(text, dtype=np.float32)
+    layer.needs_backward = needs_backward
+    bottom = blobs_from([x], np.float32)
+    layer.SetUp(bottom, list(bottom))
+    layer.Forward(bottom, bottom)
+    return layer, bottom[0].data
+
+
+@pytest.mark.parametrize("needs_backward", [True, False])
+def test_float32_forward_multiplies_then_adds(needs_backward):
+    # Caffe's two roundings: x·s, then + b; in place, as after BatchNorm.
+    x = np.random.default_rng(13).standard_normal((2, 3, 4)).astype(np.float32)
+    layer, y = in_place_float32(scale(f"bias_term: true {RANDOM}"), x,
+                                needs_backward)
+    s = layer.blobs[0].data.reshape(1, 3, 1)
+    b = layer.blobs[1].data.reshape(1, 3, 1)
+    np.testing.assert_array_equal(y.view(np.uint32),
+                                  (x * s + b).view(np.uint32))
+
+
+@pytest.mark.parametrize("needs_backward, scale_learns, keeps", [
+    (True, True, True), (False, True, False),
+    # lr_mult 0: the gradient of s, the only reader of the input, never runs.
+    (True, False, False)])
+def test_in_place_keeps_the_input_only_for_a_scale_gradient(
+        needs_backward, scale_learns, keeps):
+    layer = make_layer(scale(RANDOM), dtype=np.float32)
+    layer.needs_backward = needs_backward
+    layer.set_param_propagate_down(0, scale_learns)  # as a net does
+    bottom = blobs_from([np.ones((2, 3))], np.float32)
+    layer.SetUp(bottom, bottom)
+    layer.Forward(bottom, bottom)
+    assert (layer.saved_input is not None) == keeps
+
+
+def test_in_place_with_a_frozen_scale_still_propagates():
+    # No saved input, and backward needs none: dx = dy·s, db = Σ dy.
+    x = np.random.default_rng(15).standard_normal((2, 3))
+    layer, bottom, top = setup_in_place(scale(f"bias_term: true {RANDOM}"),
+                                        [x])
+    layer.set_param_propagate_down(0, False)
+    layer.Forward(bottom, top)
+    assert layer.saved_input is None
+    dy = np.random.default_rng(16).standard_normal(x.shape)
+    top[0].diff[...] = dy
+    layer.blobs[0].diff[...] = 0
+    layer.blobs[1].diff[...] = 0
+    layer.Backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff, dy * layer.blobs[0].data)
+    np.testing.assert_allclose(layer.blobs[1].diff, dy.sum(axis=0))
+    assert not layer.blobs[0].diff.any()
+
+
 def stored(param, arrays):
     lp = layer_param(scale(param))
     for array in arrays:

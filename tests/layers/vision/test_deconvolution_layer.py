@@ -296,6 +296,21 @@ def test_param_diffs_accumulate_and_bottom_diff_is_overwritten():
     np.testing.assert_allclose(first[1], top[0].diff.sum(axis=(0, 2, 3)))
 
 
+def test_in_place_backward_computes_from_the_whole_top_diff():
+    # Top and bottom of one shape (kernel 3, pad 1): in place, the bottom
+    # diff is the top diff, which the backward pass must read entirely.
+    x = random((1, 3, 4, 4), 10)
+    layer, bottom, top = setup_layer(deconv(3, "kernel_size: 3 pad: 1"), [x])
+    dy = random(top[0].shape, 11)
+    top[0].diff[...] = dy
+    layer.Backward(top, [True], bottom)
+    expected = bottom[0].diff.copy()
+    shared = blobs_from([x])
+    shared[0].diff[...] = dy
+    layer.Backward(shared, [True], shared)
+    np.testing.assert_array_equal(shared[0].diff, expected)
+
+
 def test_param_propagate_down_false_leaves_param_diffs():
     layer, bottom, top = setup_layer(deconv(2, "kernel_size: 2"),
                                      [random((1, 2, 3, 3))])

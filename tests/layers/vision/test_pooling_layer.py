@@ -347,6 +347,43 @@ def test_bottom_diff_is_overwritten():
     check_backward_overwrites(layer, bottom, top)
 
 
+def test_max_bottom_diff_is_overwritten():
+    layer, bottom, top = setup_layer(pool("kernel_size: 3 stride: 2 pad: 1"),
+                                     [distinct((1, 2, 6, 5))])
+    top[0].diff[...] = 1
+    check_backward_overwrites(layer, bottom, top)
+
+
+# -- what forward keeps for backward ------------------------------------------
+
+def forward_float32(extra, needs_backward, n_top=1):
+    x = np.random.default_rng(11).standard_normal((2, 3, 9, 9))
+    layer = make_layer(pool(extra), dtype=np.float32)
+    layer.needs_backward = needs_backward
+    bottom, top = blobs_from([x], np.float32), empty_blobs(n_top, np.float32)
+    layer.SetUp(bottom, top)
+    layer.Forward(bottom, top)
+    return layer, top
+
+
+@pytest.mark.parametrize("extra", ["kernel_size: 2 stride: 2",
+                                   "kernel_size: 3 stride: 2",
+                                   "kernel_size: 3 stride: 2 pad: 1"])
+def test_max_without_backward_keeps_no_mask_and_pools_the_same(extra):
+    trained, trained_top = forward_float32(extra, True)
+    deployed, deployed_top = forward_float32(extra, False)
+    assert trained.mask is not None and deployed.mask is None
+    np.testing.assert_array_equal(deployed_top[0].data.view(np.uint32),
+                                  trained_top[0].data.view(np.uint32))
+
+
+def test_max_without_backward_still_outputs_the_mask_top():
+    trained, trained_top = forward_float32("kernel_size: 3 stride: 2", True, 2)
+    _, deployed_top = forward_float32("kernel_size: 3 stride: 2", False, 2)
+    np.testing.assert_array_equal(deployed_top[1].data, trained_top[1].data)
+    np.testing.assert_array_equal(deployed_top[1].data, trained.mask)
+
+
 # -- errors -------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, method, field, received", [
