@@ -16,48 +16,80 @@ backward-data swapped, so its forward is :func:`conv_backward_data`, its
 backward-data :func:`conv_forward`, and its weight gradient
 :func:`conv_backward_weights` with the roles of ``dy`` and ``x`` exchanged.
 
-How it is computed (each choice measured with benchmarks/conv.py, on 2
-AVX-512 cores with OpenBLAS):
+How it is computed (each choice measured with benchmarks/conv.py and
+open_nsfw's layers on 2 AVX-512 cores with OpenBLAS; times below are
+forward + backward-data + backward-weights in ms, float32):
 
-* The batch goes in chunks of B images, in a batch-last layout: a chunk is
-  copied once, zero-padded, into an image buffer (C, *padded, B), so that
-  the copies and adds below run over contiguous out[-1]·B elements. B is as
-  many images as fit their columns in ``_CHUNK_COLUMN_ELEMENTS`` (LeNet
-  conv2: B = 64; AlexNet conv2: B = 1, where the GEMMs read and write the
-  caller's arrays directly and nothing is transposed); larger and smaller
-  chunks were slower.
-* Except for 1×1 kernels without padding (ResNet's bottleneck and
-  projection convolutions) on maps of at least ``_ALONE_MIN_POSITIONS``
-  outputs: there every image is its own chunk, B = 1, since a 1×1 kernel has
-  nothing to unfold and the batch-last transposes in and out would be the
-  whole cost. With stride 1 the GEMM reads the caller's input as it is;
-  with a larger stride it reads one strided copy. (open_nsfw at batch 8,
-  2 cores: ResNet's 1×1 layers 2–5× faster than batch-last chunks; 3×3
-  kernels gain nothing from it below 28×28 maps and lose up to 2× on 7×7
-  maps, so they keep the budget rule.)
-* Forward: im2col of the chunk into a column buffer (C, *kernel, *out, B),
-  per group a (C/group·Πk) × (Πout·B) matrix, and one GEMM per group
-  (``matmul`` over the group axis). 1×1 kernels with stride 1 and no padding
-  use the image as its own columns.
-* Backward-weights: the chunk's columns again, then dwᵀ += columns · dyᵀ
-  per group (10–40 % faster than dy · columnsᵀ here). The forward's columns
-  are not kept for it: that needs N·C·Πk·Πout elements (112 MB for AlexNet
-  conv2 at N = 16, gigabytes for large batches), and was measured slower
+* im2col + GEMM, the batch in chunks of B images: as many as fit their
+  columns in ``_CHUNK_COLUMN_ELEMENTS`` (8 MiB of float32), at least one
+  (LeNet: B = 64; AlexNet conv2: B = 1). A chunk is held in one of two
+  layouts:
+
+  - batch-first, (B, C, *spatial), the caller's own layout. Columns
+    (B, C, *kernel, *out) take one strided copy per kernel offset for the
+    whole chunk, and ONE batched ``matmul`` does every image and group,
+    (group, M/g, K/g) @ (B, group, K/g, P) -> (B, group, M/g, P) with
+    K = C·Πk and P = Πout, writing straight into the (N, M, *out) result:
+    nothing is transposed. But each image is its own GEMM, P columns wide,
+    and the copies run over rows of out[-1] elements.
+  - batch-last, (C, *spatial, B). The chunk is transposed in (and the
+    result back out, a cache-hostile copy), but the copies run over
+    out[-1]·B elements and each group is ONE GEMM, P·B columns wide.
+
+  The rule: **batch-first when an image has P >= 256 output positions, or
+  P >= 16 with a 1×1 kernel** (nothing to unfold: batch-last would only add
+  its two transposes); batch-last otherwise. A one-image chunk is the same
+  array either way and is batch-first. Batch-first / batch-last, N = 8 for
+  open_nsfw (ResNet-50 1by2):
+
+      LeNet conv1   1→20, 24×24 out (P = 576), N = 64     2.7 / 13.5
+      ResNet 3×3    32→32 on 56×56 (P = 3136)            17.3 / 22.7
+      ResNet 3×3    64→64 on 28×28 (P = 784)             11.4 / 11.7
+      ResNet 3×3    128→128 on 14×14 (P = 196)           11.5 /  9.3
+      ResNet 3×3    256→256 on 7×7 (P = 49)              13.7 /  8.2
+      LeNet conv2   20→50, 8×8 out (P = 64), N = 64      12.8 /  6.7
+      ResNet 1×1    64→128 on 56×56 (P = 3136)            7.0 / 19.1
+      ResNet 1×1    128→512 on 14×14 (P = 196)            3.2 /  5.1
+      ResNet 1×1    on 7×7 outputs (P = 49), its 7 layers 30.3 / 30.0
+      1×1 maps (P = 1: a fully connected layer as a convolution): batch-last,
+      one GEMM over the batch instead of N matrix-vector products.
+
+* Forward: the chunk's columns (1×1 kernels with stride 1 and no padding use
+  the image itself), one ``matmul`` as above; the bias is added while the
+  batch-last result is copied out.
+* Backward-weights: the chunk's columns again, then per group and image
+  (batch-first) or chunk (batch-last) dw += dy · columnsᵀ, summed into one
+  (group, M/g, K/g) array, or dwᵀ += columns · dyᵀ when a group has at most
+  ``_DW_TRANSPOSED_MAX_OUTPUTS`` (64) outputs: OpenBLAS is 20–35 % faster
+  with the small dimension last (LeNet conv2, ResNet's 32- and 64-channel
+  layers); with more outputs the transposed add at the end would cost more
+  than that (ResNet's 256→256 3×3 on 7×7 maps, batch 1: 3.1 → 0.6 ms). The
+  forward's columns are not kept for this pass: that needs N·C·Πk·Πout
+  elements (112 MB for AlexNet conv2 at N = 16), and was measured slower
   overall — writing them there instead of into one reused, cache-resident
   chunk buffer cost the forward 8 ms, more than the 6 ms it saved here.
-* Backward-data, two plans. "col2im": columns = wᵀ · dy (a GEMM per group),
-  folded back with one strided add per kernel offset. "rows", used when the
-  last axis has stride 1, a padded width at most ``_ROWS_MAX_WASTE`` ×
-  out[-1], and M ≤ C·Πk[:-1]: dy is unfolded along the last spatial axis
-  only, onto the padded width; one GEMM per group with reordered filters
-  yields whole padded rows for every (c, leading kernel offset); only the
-  leading kernel axes are folded, Πk[:-1] adds of whole rows instead of Πk
-  adds of out[-1]-long runs. It spends padded width / out[-1] times the
-  GEMM flops but moves less data (AlexNet conv2: 48 → 41 ms; 3×3 kernels on
-  56×56 maps: 80 → 44 ms).
+* Backward-data, two plans, in either layout. "col2im": columns = wᵀ · dy
+  (the batched ``matmul``), folded back with one strided add per kernel
+  offset. "rows": dy is unfolded along the last spatial axis only, onto the
+  padded width; one GEMM per group (and image, batch-first) with reordered
+  filters yields whole padded rows for every (c, leading kernel offset);
+  only the leading kernel axes are folded, Πk[:-1] adds of whole rows
+  instead of Πk adds of out[-1]-long runs. It spends padded width / out[-1]
+  times the GEMM flops and reorders the filters, but moves less data. Used
+  when the last axis has stride 1, padded width ≤ ``_ROWS_MAX_WASTE`` (1.5)
+  × out[-1], M ≤ C·Πk[:-1] (dy unfolded is not more data than col2im's
+  columns), and the batch has at least 8 output positions per filter,
+  N·Πout ≥ 8·M (the filter reorder is small next to the GEMMs). Backward-data
+  ms, rows / col2im: ResNet's 3×3 layers (pad 1) at batch 8 on 56×56 maps
+  4.3 / 9.0, on 14×14 3.1 / 3.2, on 7×7 (N·Πout = 392 < 8·256) 3.6 / 2.5;
+  at batch 1 on 14×14 (196 < 8·128) 0.69 / 0.56; LeNet conv2 2.3 / 2.6;
+  AlexNet conv2 42 / 46.
 
-Workspace: the buffers of one chunk (its columns, its padded images and, for
-B > 1, a batch-last output chunk), for the duration of one call.
+Workspace, for the duration of one call: the buffers of one chunk — its
+columns (at most 8 MiB of float32 unless one image needs more), its padded
+image and, batch-last, its transposed input and output (or dy and dx);
+"rows" adds dy unfolded, M·k[-1] × (padded positions) per image. The filter
+gradient takes two (M × C/group·Πk) arrays.
 """
 import math
 
@@ -71,16 +103,22 @@ __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
 # A chunk holds as many images as fit their columns in this many elements
 # (8 MiB of float32), at least one.
 _CHUNK_COLUMN_ELEMENTS = 1 << 21
-# 1×1 kernels without padding take the images one at a time when a map has
-# at least this many outputs (below it, e.g. 1×1 maps, one GEMM over the
-# batch-last chunk is faster than many tiny ones).
-_ALONE_MIN_POSITIONS = 16
-# Largest (padded width) / out[-1] for which the "rows" plan is used.
+# Batch-first when an image has at least this many output positions (or, for
+# 1×1 kernels, at least _BATCH_FIRST_MIN_POSITIONS_1X1).
+_BATCH_FIRST_MIN_POSITIONS = 256
+_BATCH_FIRST_MIN_POSITIONS_1X1 = 16
+# The filter gradient is computed transposed, columns · dyᵀ, when a group
+# has at most this many outputs.
+_DW_TRANSPOSED_MAX_OUTPUTS = 64
+# The "rows" plan needs (padded width) / out[-1] at most this, and at least
+# this many output positions in the batch per filter (N·Πout / M).
 _ROWS_MAX_WASTE = 1.5
+_ROWS_MIN_POSITIONS_PER_FILTER = 8
 
 
 class _Plan:
-    """One call's geometry, its chunking of the batch, its chunk buffers."""
+    """One call's geometry, its layout and chunking of the batch, its chunk
+    buffers."""
 
     def __init__(self, xp, dtype, x_shape, w_shape, stride, pad, dilation,
                  group):
@@ -114,18 +152,23 @@ class _Plan:
                                          self.stride, self.pad, self.dilation)
         self.padded_shape = tuple(s + 2 * p
                                   for s, p in zip(self.spatial, self.pad))
-        self.interior = (slice(None),) + tuple(
-            slice(p, p + s) for s, p in zip(self.spatial, self.pad))
+        self.interior = tuple(slice(p, p + s)
+                              for s, p in zip(self.spatial, self.pad))
         self.pointwise = (all(k == 1 for k in self.kernel)
                           and all(s == 1 for s in self.stride)
                           and not any(self.pad))
         self.col_rows = w_shape[1] * math.prod(self.kernel)
-        image_columns = self.col_rows * group * math.prod(self.out_shape)
-        self.chunk = max(1, min(self.batch,
-                                _CHUNK_COLUMN_ELEMENTS // image_columns))
-        if (all(k == 1 for k in self.kernel) and not any(self.pad)
-                and math.prod(self.out_shape) >= _ALONE_MIN_POSITIONS):
-            self.chunk = 1
+        positions = math.prod(self.out_shape)
+        self.chunk = max(1, min(self.batch, _CHUNK_COLUMN_ELEMENTS
+                                // (self.col_rows * group * positions)))
+        min_positions = (_BATCH_FIRST_MIN_POSITIONS_1X1
+                         if math.prod(self.kernel) == 1
+                         else _BATCH_FIRST_MIN_POSITIONS)
+        # A one-image chunk is the same array in both layouts; batch-first
+        # reads and writes it in place.
+        self.batch_first = positions >= min_positions or self.chunk == 1
+        self.dw_transposed = (self.num_output // group
+                              <= _DW_TRANSPOSED_MAX_OUTPUTS)
         self._buffers = {}
 
     def chunks(self):
@@ -141,56 +184,111 @@ class _Plan:
             self._buffers[key] = make(shape, dtype=self.dtype)
         return self._buffers[key]
 
-    def image_buffer(self, b):
-        """Zero-padded batch-last image (C, *padded, b); borders stay 0."""
-        return self.buffer("image", (self.channels,) + self.padded_shape
-                           + (b,), zeros=True)
+    # Layout arrays hold b images of some channels × spatial shape: as
+    # (b, channels, *spatial) batch-first (the caller's layout), as
+    # (channels, *spatial, b) batch-last.
 
-    def group_matrices(self, a, rows):
-        """A contiguous array viewed as (group, rows, rest) matrices."""
+    @property
+    def lead(self):
+        """Number of axes before the spatial ones in a layout array."""
+        return 2 if self.batch_first else 1
+
+    def shape(self, b, channels, spatial):
+        """Shape of a layout array."""
+        if self.batch_first:
+            return (b, channels) + tuple(spatial)
+        return (channels,) + tuple(spatial) + (b,)
+
+    def at(self, *index):
+        """Index a layout array by channel and spatial axes (all images)."""
+        if self.batch_first:
+            return (slice(None),) + index
+        return index + (slice(None),)
+
+    def view(self, a):
+        """A caller's (b, channels, *spatial) chunk viewed in this layout."""
+        return a if self.batch_first else self.xp.moveaxis(a, 0, -1)
+
+    def matrices(self, a, rows):
+        """A contiguous layout array as per-group matrices: (b, group, rows,
+        rest) batch-first, (group, rows, rest) batch-last."""
+        if self.batch_first:
+            return a.reshape(a.shape[0], self.group, rows, -1)
         return a.reshape(self.group, rows, -1)
 
-    def columns(self, x_chunk):
-        """im2col of ``x_chunk`` (B, C, *spatial): (group, C/group·Πk, Πout·B)
-        matrices."""
-        b = x_chunk.shape[0]
-        if b == 1 and not any(self.pad):
-            image = x_chunk[0][..., None]
+    def copy_in(self, a, name):
+        """A caller's chunk as a layout array: itself when batch-first,
+        else a contiguous batch-last copy."""
+        if self.batch_first:
+            return a
+        copy = self.buffer(name, self.shape(a.shape[0], a.shape[1],
+                                            a.shape[2:]))
+        copy[...] = self.view(a)
+        return copy
+
+    def target(self, dest, name, spatial=None):
+        """Where to compute a layout array bound for the caller's chunk
+        ``dest`` (of ``spatial`` shape, default dest's): ``dest`` itself when
+        batch-first and the shapes agree, else a buffer."""
+        spatial = dest.shape[2:] if spatial is None else tuple(spatial)
+        if self.batch_first and spatial == dest.shape[2:]:
+            return dest
+        return self.buffer(name, self.shape(dest.shape[0], dest.shape[1],
+                                            spatial))
+
+    def copy_out(self, result, dest, window=(), bias=None):
+        """dest = result[window] (+ bias per channel), ``result`` a layout
+        array from :meth:`target`."""
+        if bias is not None:
+            bias = bias.reshape((-1,) + (1,) * (dest.ndim - 2))
+        if result is dest:
+            if bias is not None:
+                dest += bias
+            return
+        source = result[self.at(slice(None), *window)]
+        if not self.batch_first:
+            source = self.xp.moveaxis(source, -1, 0)
+        if bias is None:
+            dest[...] = source
         else:
-            image = self.image_buffer(b)
-            image[self.interior] = self.xp.moveaxis(x_chunk, 0, -1)
+            self.xp.add(source, bias, out=dest)
+
+    def padded_image(self, x_chunk):
+        """The chunk as a layout array, zero-padded (borders stay 0)."""
+        if not any(self.pad):
+            return self.copy_in(x_chunk, "image")
+        image = self.buffer("image", self.shape(x_chunk.shape[0],
+                                                self.channels,
+                                                self.padded_shape),
+                            zeros=True)
+        image[self.at(slice(None), *self.interior)] = self.view(x_chunk)
+        return image
+
+    def columns(self, x_chunk):
+        """im2col of ``x_chunk`` (b, C, *spatial) as a layout array of
+        C × (*kernel, *out) per image."""
+        image = self.padded_image(x_chunk)
         if self.pointwise:
-            return self.group_matrices(image, self.col_rows)
-        cols = self.buffer("columns", (self.channels,) + self.kernel
-                           + self.out_shape + (b,))
-        unfold_into(cols, image, 1, self.kernel, self.stride, self.dilation)
-        return self.group_matrices(cols, self.col_rows)
-
-    def outputs_batch_last(self, y_chunk):
-        """``y_chunk`` (B, M, *out) as (group, M/group, Πout·B) matrices (a
-        view of it when B = 1)."""
-        rows = self.num_output // self.group
-        if y_chunk.shape[0] == 1:
-            y_chunk = self.xp.ascontiguousarray(y_chunk)
-            return self.group_matrices(y_chunk, rows)
-        out = self.buffer("outputs", (self.num_output,) + self.out_shape
-                          + (y_chunk.shape[0],))
-        out[...] = self.xp.moveaxis(y_chunk, 0, -1)
-        return self.group_matrices(out, rows)
-
-    def store_image(self, image, dx_chunk):
-        """Copy a padded batch-last image's interior into ``dx_chunk``."""
-        dx_chunk[...] = self.xp.moveaxis(image[self.interior], -1, 0)
+            return image
+        cols = self.buffer("columns", self.shape(
+            x_chunk.shape[0], self.channels, self.kernel + self.out_shape))
+        unfold_into(cols, image, self.lead, self.kernel, self.stride,
+                    self.dilation)
+        return cols
 
     def rows_plan_fits(self):
         """Whether backward-data should use the "rows" plan: stride 1 along
-        the last axis, few wasted GEMM columns (padded width / out[-1]), and
-        dy unfolded into M·k[-1] rows is not more data than col2im's C·Πk."""
+        the last axis, few wasted GEMM columns (padded width / out[-1]), dy
+        unfolded into M·k[-1] rows not more data than col2im's C·Πk, and
+        filters few enough to be reordered at little cost."""
         if self.stride[-1] != 1 or self.pointwise:
             return False
+        positions = self.batch * math.prod(self.out_shape)
         return (self.padded_shape[-1] <= _ROWS_MAX_WASTE * self.out_shape[-1]
                 and self.num_output
-                <= self.channels * math.prod(self.kernel[:-1]))
+                <= self.channels * math.prod(self.kernel[:-1])
+                and positions
+                >= _ROWS_MIN_POSITIONS_PER_FILTER * self.num_output)
 
 
 def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
@@ -216,7 +314,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
     plan = _Plan(xp, xp.result_type(x, w), x.shape, w.shape, stride, pad,
                  dilation, group)
     m_g = plan.num_output // group
-    w_mat = plan.group_matrices(w, m_g)
+    w_mat = w.reshape(group, m_g, plan.col_rows)
     shape = (plan.batch, plan.num_output) + plan.out_shape
     if out is None:
         y = xp.empty(shape, dtype=plan.dtype)
@@ -225,15 +323,10 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         y = out
     for n0, n1 in plan.chunks():
         cols = plan.columns(x[n0:n1])
-        if n1 - n0 == 1:
-            xp.matmul(w_mat, cols, out=plan.group_matrices(y[n0], m_g))
-        else:
-            out = plan.buffer("outputs", (plan.num_output,) + plan.out_shape
-                              + (n1 - n0,))
-            xp.matmul(w_mat, cols, out=plan.group_matrices(out, m_g))
-            y[n0:n1] = xp.moveaxis(out, -1, 0)
-    if b is not None:
-        y += b.reshape((-1,) + (1,) * len(plan.out_shape))
+        result = plan.target(y[n0:n1], "outputs")
+        xp.matmul(w_mat, plan.matrices(cols, plan.col_rows),
+                  out=plan.matrices(result, m_g))
+        plan.copy_out(result, y[n0:n1], bias=b)
     return y
 
 
@@ -278,30 +371,33 @@ def _check_dy(plan, dy, x_shape, caller):
             f"an input {tuple(x_shape)} gives {expected}")
 
 
+def _fold_and_store(plan, cols, dx_chunk, kernel, stride, dilation):
+    """Sum ``cols`` (a layout array of C × (*kernel, *positions)) onto a
+    zeroed padded image, and store its interior into ``dx_chunk``."""
+    image = plan.target(dx_chunk, "image", plan.padded_shape)
+    image[...] = 0
+    fold_into(image, cols, plan.lead, kernel, stride, dilation)
+    plan.copy_out(image, dx_chunk, plan.interior)
+
+
 def _backward_data_col2im(plan, dy, w, dx):
     """dx = col2im(wᵀ · dy), chunk by chunk."""
     xp = plan.xp
-    w_mat_t = plan.group_matrices(w, plan.num_output // plan.group)
-    w_mat_t = w_mat_t.transpose(0, 2, 1)
+    m_g = plan.num_output // plan.group
+    w_mat_t = w.reshape(plan.group, m_g, plan.col_rows).transpose(0, 2, 1)
     for n0, n1 in plan.chunks():
-        b = n1 - n0
-        dy_mat = plan.outputs_batch_last(dy[n0:n1])
-        if plan.pointwise and b == 1:
-            xp.matmul(w_mat_t, dy_mat,
-                      out=plan.group_matrices(dx[n0], plan.col_rows))
-            continue
-        cols = plan.buffer("columns", (plan.channels,) + plan.kernel
-                           + plan.out_shape + (b,))
-        xp.matmul(w_mat_t, dy_mat,
-                  out=plan.group_matrices(cols, plan.col_rows))
+        dy_mat = plan.matrices(plan.copy_in(dy[n0:n1], "outputs"), m_g)
         if plan.pointwise:
-            image = cols.reshape((plan.channels,) + plan.spatial + (b,))
-        else:
-            image = plan.image_buffer(b)
-            image[...] = 0
-            fold_into(image, cols, 1, plan.kernel, plan.stride,
-                      plan.dilation)
-        plan.store_image(image, dx[n0:n1])
+            result = plan.target(dx[n0:n1], "image")
+            xp.matmul(w_mat_t, dy_mat,
+                      out=plan.matrices(result, plan.col_rows))
+            plan.copy_out(result, dx[n0:n1])
+            continue
+        cols = plan.buffer("columns", plan.shape(
+            n1 - n0, plan.channels, plan.kernel + plan.out_shape))
+        xp.matmul(w_mat_t, dy_mat, out=plan.matrices(cols, plan.col_rows))
+        _fold_and_store(plan, cols, dx[n0:n1], plan.kernel, plan.stride,
+                        plan.dilation)
 
 
 def _backward_data_rows(plan, dy, w, dx):
@@ -310,11 +406,11 @@ def _backward_data_rows(plan, dy, w, dx):
 
     With k, d the last axis' kernel and dilation (its stride is 1), P its
     padded width, and o_l, i_l the output position and kernel offset along
-    the other axes, per group:
+    the other axes, per image and group:
 
-        E[(m, j), (o_l, o + j·d, b)] = dy[b, m, o_l, o]      (0 elsewhere)
-        R[(c, i_l), (o_l, p, b)] = Σ_{m, j} w[m, c, i_l, j] · E[(m, j), …]
-        dx_pad[b, c, o_l·stride + i_l·dilation, p] = Σ_{i_l} R[(c, i_l), …]
+        E[(m, j), (o_l, o + j·d)] = dy[m, o_l, o]      (0 elsewhere)
+        R[(c, i_l), (o_l, p)] = Σ_{m, j} w[m, c, i_l, j] · E[(m, j), …]
+        dx_pad[c, o_l·stride + i_l·dilation, p] = Σ_{i_l} R[(c, i_l), …]
     """
     xp = plan.xp
     k_last, d_last = plan.kernel[-1], plan.dilation[-1]
@@ -331,21 +427,20 @@ def _backward_data_rows(plan, dy, w, dx):
     for n0, n1 in plan.chunks():
         b = n1 - n0
         unfolded = plan.buffer(
-            "dy_unfolded", (plan.num_output, k_last) + lead_out + (width, b),
+            "dy_unfolded",
+            plan.shape(b, plan.num_output, (k_last,) + lead_out + (width,)),
             zeros=True)
-        dy_chunk = xp.moveaxis(dy[n0:n1], 0, -1)
+        dy_chunk = plan.copy_in(dy[n0:n1], "outputs")
         for j in range(k_last):
             start = j * d_last
-            unfolded[:, j, ..., start:start + out_last, :] = dy_chunk
-        rows = plan.buffer("rows", (plan.channels,) + k_lead + (1,)
-                           + lead_out + (width, b))
-        xp.matmul(w_rows, plan.group_matrices(unfolded, m_g * k_last),
-                  out=plan.group_matrices(rows, rows_per_group))
-        image = plan.image_buffer(b)
-        image[...] = 0
-        fold_into(image, rows, 1, k_lead + (1,), plan.stride[:-1] + (1,),
-                  plan.dilation[:-1] + (1,))
-        plan.store_image(image, dx[n0:n1])
+            unfolded[plan.at(slice(None), j, Ellipsis,
+                             slice(start, start + out_last))] = dy_chunk
+        rows = plan.buffer("rows", plan.shape(
+            b, plan.channels, k_lead + (1,) + lead_out + (width,)))
+        xp.matmul(w_rows, plan.matrices(unfolded, m_g * k_last),
+                  out=plan.matrices(rows, rows_per_group))
+        _fold_and_store(plan, rows, dx[n0:n1], k_lead + (1,),
+                        plan.stride[:-1] + (1,), plan.dilation[:-1] + (1,))
 
 
 def conv_backward_weights(dy, x, dw, stride=1, pad=0, dilation=1, group=1):
@@ -362,16 +457,25 @@ def conv_backward_weights(dy, x, dw, stride=1, pad=0, dilation=1, group=1):
     plan = _Plan(xp, xp.result_type(dy, x), x.shape, dw.shape, stride, pad,
                  dilation, group)
     _check_dy(plan, dy, x.shape, "conv_backward_weights")
-    # dwᵀ per group: (group, C/group·Πk, M/group).
-    shape = (group, plan.col_rows, plan.num_output // group)
-    total = xp.zeros(shape, dtype=plan.dtype)
-    partial = xp.empty(shape, dtype=plan.dtype)
+    m_g = plan.num_output // group
+    total = partial = None
     for n0, n1 in plan.chunks():
-        cols = plan.columns(x[n0:n1])
-        dy_mat = plan.outputs_batch_last(dy[n0:n1])
-        xp.matmul(cols, dy_mat.transpose(0, 2, 1), out=partial)
-        total += partial
-    dw += total.transpose(0, 2, 1).reshape(dw.shape)
+        cols = plan.matrices(plan.columns(x[n0:n1]), plan.col_rows)
+        dy_mat = plan.matrices(plan.copy_in(dy[n0:n1], "outputs"), m_g)
+        # Batch-first: one GEMM per image; batch-last: one for the chunk.
+        pairs = zip(cols, dy_mat) if plan.batch_first else [(cols, dy_mat)]
+        for c, d in pairs:
+            # Per group: dwᵀ = columns · dyᵀ, or dw = dy · columnsᵀ.
+            left, right = (c, d) if plan.dw_transposed else (d, c)
+            if total is None:
+                total = xp.matmul(left, right.swapaxes(-1, -2))
+            else:
+                partial = xp.matmul(left, right.swapaxes(-1, -2),
+                                    out=partial)
+                total += partial
+    if plan.dw_transposed:
+        total = total.transpose(0, 2, 1)
+    dw += total.reshape(dw.shape)
 
 
 def conv_bias_backward(dy, db):

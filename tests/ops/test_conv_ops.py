@@ -71,16 +71,33 @@ CASES_2D = [
 ]
 
 
-@pytest.fixture(params=["one", "two", "all"])
+@pytest.fixture(params=itertools.product(["batch-first", "batch-last"],
+                                         ["one", "two", "all"]),
+                ids="-".join)
 def chunking(request, monkeypatch):
-    """Split the batch into chunks of 1 image, of 2 (last one partial), or
-    one chunk of all images."""
+    """Force a layout, and split the batch into chunks of 1 image, of 2 (last
+    one partial), or one chunk of all images."""
+    layout, size = request.param
     original = conv._Plan.__init__
 
     def init(plan, *args):
         original(plan, *args)
+        plan.batch_first = layout == "batch-first"
         plan.chunk = {"one": 1, "two": min(2, plan.batch),
-                      "all": plan.batch}[request.param]
+                      "all": plan.batch}[size]
+
+    monkeypatch.setattr(conv._Plan, "__init__", init)
+    return request.param
+
+
+@pytest.fixture(params=["dw", "dw-transposed"])
+def dw_orientation(request, monkeypatch):
+    """Force the filter gradient's GEMM: dy · columnsᵀ or columns · dyᵀ."""
+    original = conv._Plan.__init__
+
+    def init(plan, *args):
+        original(plan, *args)
+        plan.dw_transposed = request.param == "dw-transposed"
 
     monkeypatch.setattr(conv._Plan, "__init__", init)
     return request.param
@@ -187,7 +204,8 @@ GRADIENT_CASES = CASES_2D[:5] + [
 
 @pytest.mark.parametrize("case", GRADIENT_CASES)
 def test_backward_matches_finite_differences(case, chunking,
-                                             backward_data_plan):
+                                             backward_data_plan,
+                                             dw_orientation):
     x, w, b, stride, pad, dilation, group = random_case(case, seed=2)
     geometry = (stride, pad, dilation, group)
     y_shape = conv_forward(x, w, b, *geometry).shape
@@ -223,7 +241,8 @@ def test_float32_stays_float32():
     ((4, 6, 13, 13), (8, 6, 3, 3), 1, 1, 1, 1),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matches_torch(case, dtype, chunking, backward_data_plan):
+def test_matches_torch(case, dtype, chunking, backward_data_plan,
+                       dw_orientation):
     torch = pytest.importorskip("torch")
     x, w, b, *geometry = random_case(case, dtype=dtype, seed=4)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
@@ -246,6 +265,30 @@ def test_matches_torch(case, dtype, chunking, backward_data_plan):
     np.testing.assert_allclose(db, tb.grad.numpy(), **tol)
 
 
+@pytest.mark.parametrize("case", [
+    ((3, 4, 11), (6, 2, 3), 2, 1, 2, 2),
+    ((2, 2, 5, 6, 4), (4, 2, 3, 2, 2), (1, 2, 1), (1, 0, 1), (2, 1, 1), 1),
+    ((2, 4, 4, 5, 3), (4, 2, 1, 1, 1), 1, 0, 1, 2),
+])
+def test_nd_matches_torch(case, chunking, backward_data_plan, dw_orientation):
+    torch = pytest.importorskip("torch")
+    x, w, b, *geometry = random_case(case, seed=9)
+    function = {3: torch.nn.functional.conv1d,
+                5: torch.nn.functional.conv3d}[x.ndim]
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = function(tx, tw, tb, *geometry)
+    dy = np.random.default_rng(10).standard_normal(tuple(ty.shape))
+    ty.backward(torch.from_numpy(dy))
+    tol = dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv_forward(x, w, b, *geometry),
+                               ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(conv_backward_data(dy, w, x.shape, *geometry),
+                               tx.grad.numpy(), **tol)
+    dw = np.zeros_like(w)
+    conv_backward_weights(dy, x, dw, *geometry)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), **tol)
+
+
 def test_backward_data_is_the_adjoint_of_forward():
     """What Deconvolution relies on: <conv x, y> = <x, backward_data y>."""
     x, w, _, *geometry = random_case(CASES_2D[1])
@@ -264,23 +307,85 @@ def test_chunk_sizes_follow_the_column_budget():
     assert lenet.chunk == 64 and alexnet.chunk == 1
 
 
-def test_unpadded_1x1_kernels_take_images_one_at_a_time():
-    # ResNet's bottleneck (stride 1) and projection (stride 2) convolutions.
-    bottleneck = conv._Plan(np, np.float32, (8, 128, 56, 56),
-                            (32, 128, 1, 1), 1, 0, 1, 1)
-    projection = conv._Plan(np, np.float32, (8, 512, 14, 14),
-                            (1024, 512, 1, 1), 2, 0, 1, 1)
-    # 1×1 maps (a fully connected layer as a convolution) stay batched.
-    tiny = conv._Plan(np, np.float32, (64, 64, 1, 1), (10, 64, 1, 1),
-                      1, 0, 1, 1)
-    padded = conv._Plan(np, np.float32, (8, 4, 6, 6), (4, 4, 1, 1),
-                        1, 1, 1, 1)
-    assert bottleneck.chunk == projection.chunk == 1
-    assert tiny.chunk == 64 and padded.chunk == 8
+def plan_for(x_shape, w_shape, stride=1, pad=0, group=1):
+    return conv._Plan(np, np.float32, x_shape, w_shape, stride, pad, 1, group)
+
+
+def test_layout_follows_the_positions_per_image():
+    # Batch-first from 256 output positions per image (LeNet conv1: 24×24,
+    # ResNet's 3×3 layers on 28×28 and 56×56 maps) ...
+    assert plan_for((64, 1, 28, 28), (20, 1, 5, 5)).batch_first
+    assert plan_for((8, 64, 28, 28), (64, 64, 3, 3), pad=1).batch_first
+    assert plan_for((8, 32, 56, 56), (32, 32, 3, 3), pad=1).batch_first
+    # ... batch-last below (LeNet conv2: 8×8, ResNet's 3×3 on 14×14 and 7×7).
+    assert not plan_for((64, 20, 12, 12), (50, 20, 5, 5)).batch_first
+    assert not plan_for((8, 128, 14, 14), (128, 128, 3, 3),
+                        pad=1).batch_first
+    assert not plan_for((8, 256, 7, 7), (256, 256, 3, 3), pad=1).batch_first
+    # 1×1 kernels have nothing to unfold: batch-first from 16 positions,
+    # strided or not (ResNet's 1×1 layers down to 7×7 maps) ...
+    assert plan_for((8, 1024, 7, 7), (256, 1024, 1, 1)).batch_first
+    assert plan_for((8, 512, 14, 14), (1024, 512, 1, 1),
+                    stride=2).batch_first
+    # ... but a 1×1 map (a fully connected layer as a convolution) is
+    # batch-last: one GEMM over the batch instead of N matrix-vector ones.
+    assert not plan_for((64, 64, 1, 1), (10, 64, 1, 1)).batch_first
+    # One image per chunk (AlexNet conv2) is batch-first: same array.
+    assert plan_for((16, 96, 27, 27), (256, 48, 5, 5), pad=2,
+                    group=2).batch_first
+    assert plan_for((1, 256, 7, 7), (256, 256, 3, 3), pad=1).batch_first
+
+
+def test_filter_gradient_orientation_follows_the_outputs_per_group():
+    assert plan_for((64, 20, 12, 12), (50, 20, 5, 5)).dw_transposed
+    assert plan_for((8, 64, 28, 28), (64, 64, 3, 3), pad=1).dw_transposed
+    assert not plan_for((8, 64, 56, 56), (128, 64, 1, 1)).dw_transposed
+    assert not plan_for((16, 96, 27, 27), (256, 48, 5, 5), pad=2,
+                        group=2).dw_transposed
+
+
+def test_backward_data_plan_rule():
+    # "rows": stride 1 along the last axis, padded width <= 1.5 × out[-1],
+    # M <= C·Πk[:-1], N·Πout >= 8·M.
+    assert plan_for((64, 20, 12, 12), (50, 20, 5, 5)).rows_plan_fits()
+    assert plan_for((16, 96, 27, 27), (256, 48, 5, 5), pad=2,
+                    group=2).rows_plan_fits()
+    assert plan_for((8, 128, 14, 14), (128, 128, 3, 3),
+                    pad=1).rows_plan_fits()
+    # Too few positions per filter: the filter reorder would dominate.
+    assert not plan_for((1, 128, 14, 14), (128, 128, 3, 3),
+                        pad=1).rows_plan_fits()
+    assert not plan_for((8, 256, 7, 7), (256, 256, 3, 3),
+                        pad=1).rows_plan_fits()
+    # Stride 2 along the last axis; more outputs than C·k[0] (LeNet conv1).
+    assert not plan_for((8, 3, 224, 224), (64, 3, 7, 7), stride=2,
+                        pad=3).rows_plan_fits()
+    assert not plan_for((64, 1, 28, 28), (20, 1, 5, 5)).rows_plan_fits()
+
+
+@pytest.mark.parametrize("case", [CASES_2D[1], CASES_2D[4]])
+def test_non_contiguous_arrays(case, chunking):
+    """Views (here: transposed batch and channel axes) give the same
+    results as contiguous copies."""
+    x, w, b, *geometry = random_case(case, seed=7)
+    x_view = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    y = conv_forward(x, w, b, *geometry)
+    np.testing.assert_allclose(conv_forward(x_view, w, b, *geometry), y,
+                               rtol=1e-12, atol=1e-12)
+    dy = np.random.default_rng(8).standard_normal(y.shape)
+    dy_view = np.ascontiguousarray(dy.swapaxes(0, 1)).swapaxes(0, 1)
+    np.testing.assert_allclose(
+        conv_backward_data(dy_view, w, x.shape, *geometry),
+        conv_backward_data(dy, w, x.shape, *geometry), rtol=1e-12,
+        atol=1e-12)
+    dw, dw_view = np.zeros_like(w), np.zeros_like(w).T.copy().T
+    conv_backward_weights(dy, x, dw, *geometry)
+    conv_backward_weights(dy_view, x_view, dw_view, *geometry)
+    np.testing.assert_allclose(dw_view, dw, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES_2D[:3] + CASES_2D[4:6])
-def test_forward_into_a_given_array(case):
+def test_forward_into_a_given_array(case, chunking):
     x, w, b, stride, pad, dilation, group = random_case(case)
     expected = naive_conv(x, w, b, stride, pad, dilation, group)
     out = np.full(expected.shape, np.nan)
