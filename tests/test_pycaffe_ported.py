@@ -15,6 +15,7 @@ second solver on the same data).
 import gc
 import logging
 import os
+import time
 
 import numpy as np
 import pytest
@@ -170,6 +171,16 @@ def test_a_freed_net_lets_go_of_its_lmdb(tmp_path):
     net = caffe.Net(str(proto), caffe.TEST)
     np.testing.assert_array_equal(net.forward()["label"], [0, 1])
     net = None
-    gc.collect()
-    with lmdb.open(db, readonly=True) as env:   # refused while kaffe holds it
+    # The layer's prefetch thread may be loading a batch at this moment; it
+    # lets go of the layer (and so of the LMDB) as soon as that batch is done.
+    for _ in range(100):
+        gc.collect()
+        try:
+            env = lmdb.open(db, readonly=True)   # refused while kaffe holds it
+            break
+        except lmdb.Error:
+            time.sleep(0.02)
+    else:
+        pytest.fail("the LMDB is still open 2 s after its net was freed")
+    with env:
         assert env.stat()["entries"] == 4

@@ -45,14 +45,14 @@ def add_arguments(parser):
                         choices=("TRAIN", "TEST", "ALL"),
                         help="draw the layers of this phase only (default "
                              "ALL: every layer)")
-    parser.add_argument("--display_lrm", action="store_true",
+    parser.add_argument("--display_lrm", "--display-lrm", action="store_true",
                         help="show the lr_mult of Convolution, Deconvolution "
                              "and InnerProduct layers")
     parser.add_argument("--shape", metavar="BLOB=N,C,H,W", type=parse_shape,
                         action="append", default=[],
                         help="shape of a data-layer top whose source cannot "
                              "be opened here (as kaffe explain); repeatable")
-    parser.add_argument("--no_shapes", action="store_true",
+    parser.add_argument("--no_shapes", "--no-shapes", action="store_true",
                         help="do not build the net; no shapes on the edges")
 
 

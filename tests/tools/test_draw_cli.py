@@ -1,6 +1,7 @@
 """``kaffe draw``: Caffe's draw_net.py as a kaffe subcommand."""
 import os
 import re
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -152,3 +153,58 @@ def test_help(capsys):
     status, out, _ = run(["draw", "--help"], capsys)
     assert status == 0
     assert "--rankdir" in out and "--display_lrm" in out and "Graphviz" in out
+
+
+def test_display_lrm_is_spelled_both_ways(tmp_path, capsys):
+    texts = []
+    for flag in ("--display_lrm", "--display-lrm"):
+        out_path = tmp_path / f"net{flag}.dot"
+        status, _, err = run(["draw", LENET, str(out_path), flag], capsys)
+        assert status == 0, err
+        texts.append(out_path.read_text())
+    assert texts[0] == texts[1]
+    assert "lr mult: 1.0, 2.0" in texts[0]
+    status, _, err = run(["draw", LENET, str(tmp_path / "n.gv"),
+                          "--no-shapes"], capsys)
+    assert status == 0 and err == ""
+    assert '[label="20"]' in (tmp_path / "n.gv").read_text()
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB", "BT"])
+@pytest.mark.parametrize("phase, has_accuracy, has_loss", [
+    ("TRAIN", False, True), ("TEST", True, True), ("ALL", True, True)])
+def test_rankdir_and_phase_choices(tmp_path, capsys, rankdir, phase,
+                                   has_accuracy, has_loss):
+    out_path = tmp_path / "net.dot"
+    status, _, err = run(["draw", LENET_TRAIN_TEST, str(out_path),
+                          "--rankdir", rankdir, "--phase", phase,
+                          "--no_shapes"], capsys)
+    assert status == 0, err
+    dot = out_path.read_text()
+    assert f"rankdir={rankdir};" in dot
+    assert ("accuracy_Accuracy" in dot) == has_accuracy
+    assert ("loss_SoftmaxWithLoss" in dot) == has_loss
+
+
+PICTURE_MAGIC = {"svg": b"<?xml", "png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
+
+
+@pytest.mark.skipif(shutil.which("dot") is None,
+                    reason="Graphviz's dot is not installed (apt-get install "
+                           "graphviz)")
+@pytest.mark.parametrize("fmt", sorted(PICTURE_MAGIC))
+def test_real_graphviz_draws_pictures(tmp_path, capsys, fmt):
+    out_path = tmp_path / f"lenet.{fmt}"
+    status, out, err = run(["draw", LENET_TRAIN_TEST, str(out_path),
+                            "--display-lrm", "--rankdir", "TB",
+                            "--phase", "TEST", "--shape", "data=100,1,28,28"],
+                           capsys)
+    assert status == 0, err
+    data = out_path.read_bytes()
+    assert data.startswith(PICTURE_MAGIC[fmt])
+    assert not (tmp_path / "lenet.dot").exists()
+    if fmt == "svg":
+        text = data.decode()
+        assert "<svg" in text and "conv1 (Convolution)" in text
+        assert "lr mult: 1.0, 2.0" in text and "100x20x24x24" in text
+    assert f"lenet.{fmt}" in out
