@@ -29,6 +29,8 @@ COMMANDS = {
     "device_query": "device_query",
     "explain": "explain",
     "draw": "draw",
+    "viz": "viz",
+    "plot": "plot",
     "convert_mnist_data": "convert_mnist_data",
     "convert_imageset": "convert_imageset",
     "compute_image_mean": "compute_image_mean",

@@ -117,3 +117,17 @@ def test_layer_lines_skip_comments_strings_and_nesting():
     source = NetSource.from_text(text, "n.prototxt", ["a", "v0", "a"])
     assert source.line("a") == 3 and source.line("a", 1) == 10
     assert source.line("v0") == 7 and source.line("zzz") is None
+
+
+def test_atomic_write_gives_new_files_the_usual_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write(str(tmp_path / "new.bin"), b"x")
+        assert os.stat(tmp_path / "new.bin").st_mode & 0o777 == 0o644
+        target = tmp_path / "kept.bin"
+        target.write_bytes(b"old")
+        os.chmod(target, 0o600)
+        atomic_write(str(target), b"new")
+        assert os.stat(target).st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)
