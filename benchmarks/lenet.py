@@ -1,13 +1,16 @@
 """One LeNet training step in kaffe against the same net and optimizer in
 PyTorch (CPU), measured in the same run.
 
-Run ``python benchmarks/lenet.py [--repeat R] [--batch N]``. Both sides train
-the MNIST LeNet of examples/mnist (conv 20·5×5 → max pool → conv 50·5×5 →
-max pool → fc 500 → ReLU → fc 10 → softmax loss) on the same random batch
-with SGD (lr 0.01, momentum 0.9, weight decay 0.0005, bias lr ×2 as the
+Run ``python benchmarks/lenet.py [--repeat R] [--batch N] [--layers]``. Both
+sides train the MNIST LeNet of examples/mnist (conv 20·5×5 → max pool → conv
+50·5×5 → max pool → fc 500 → ReLU → fc 10 → softmax loss) on the same random
+batch with SGD (lr 0.01, momentum 0.9, weight decay 0.0005, bias lr ×2 as the
 example's lr_mult). A step is forward + backward + update; times are medians
 of R steps after warm-up. Nothing is asserted; it prints the times and the
-ratio kaffe / PyTorch (below 1: kaffe is faster).
+ratio kaffe / PyTorch (below 1: kaffe is faster). ``--layers`` adds kaffe's
+time per layer, forward and backward, and the rest of the step (clearing the
+diffs, the SGD update, the loop), medians over R steps, timed with pycaffe's
+net hooks.
 """
 import argparse
 import os
@@ -65,14 +68,56 @@ def median_seconds(step, repeat, warmup=3):
     return statistics.median(times)
 
 
-def kaffe_step(batch, images, labels):
+def kaffe_solver(batch, images, labels):
     solver_param = parse_text(SOLVER, caffe_pb2.SolverParameter())
     solver_param.net_param.CopyFrom(
         parse_text(NET.format(n=batch), caffe_pb2.NetParameter()))
     solver = kaffe.SGDSolver(solver_param)
     solver.net.blobs["data"].data[...] = images
     solver.net.blobs["label"].data[...] = labels
+    return solver
+
+
+def kaffe_step(batch, images, labels):
+    solver = kaffe_solver(batch, images, labels)
     return lambda: solver.step(1)
+
+
+def kaffe_layer_times(batch, images, labels, repeat, warmup=3):
+    """{(layer name, "forward" | "backward"): median seconds}, and the
+    median of the step's remainder."""
+    solver = kaffe_solver(batch, images, labels)
+    net = solver.net
+    names = list(net.layer_dict)
+    marks = {}
+    samples = {}
+
+    def start(i):
+        marks[i] = time.perf_counter()
+
+    def stop(kind):
+        def record(i):
+            samples.setdefault((names[i], kind), []).append(
+                time.perf_counter() - marks[i])
+        return record
+
+    net.before_forward(start)
+    net.after_forward(stop("forward"))
+    net.before_backward(start)
+    net.after_backward(stop("backward"))
+    steps = []
+    for r in range(warmup + repeat):
+        if r == warmup:
+            samples.clear()
+        begin = time.perf_counter()
+        solver.step(1)
+        steps.append(time.perf_counter() - begin)
+    layers = {key: statistics.median(values)
+              for key, values in samples.items()}
+    rest = statistics.median(
+        steps[warmup + k] - sum(values[k] for values in samples.values())
+        for k in range(repeat))
+    return names, layers, rest
 
 
 def torch_step(batch, images, labels):
@@ -106,6 +151,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--layers", action="store_true",
+                        help="also time each kaffe layer")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     images = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
@@ -114,6 +161,14 @@ def main():
           f"LeNet training step, batch {args.batch}")
     ours = median_seconds(kaffe_step(args.batch, images, labels), args.repeat)
     print(f"  kaffe:   {ours * 1e3:8.2f} ms/step")
+    if args.layers:
+        names, layers, rest = kaffe_layer_times(args.batch, images, labels,
+                                                args.repeat)
+        print("    layer        forward  backward (ms)")
+        for name in names:
+            print(f"    {name:10s} {layers[(name, 'forward')] * 1e3:8.2f}"
+                  f"  {layers[(name, 'backward')] * 1e3:8.2f}")
+        print(f"    update, loop {rest * 1e3:6.2f}")
     try:
         import torch
     except ImportError:

@@ -19,8 +19,9 @@ read.
 
 Arrays are (N, C, H, W); kernel, stride and pad are an int or an (h, w)
 pair. Work is vectorised over N, C and the outputs; the Python loop runs over
-kernel offsets. With NumPy, sums and gradient accumulations happen in Caffe's
-order, so the results equal its CPU code's to the bit.
+kernel offsets (and, for MAX, over chunks of planes that fit the cache).
+With NumPy, sums and gradient accumulations happen in Caffe's order, so the
+results equal its CPU code's to the bit.
 """
 import numbers
 
@@ -160,17 +161,27 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
     code_type = (xp.int8 if largest_code < 2 ** 7 else
                  xp.int16 if largest_code < 2 ** 15 else xp.int32)
     winner = xp.zeros(y.shape, dtype=code_type)
-    for out_index, in_index, (i, j) in _offsets(in_hw, out_hw, kernel,
-                                                stride, pad):
-        y_part = y[out_index]
-        # One strided read into contiguous memory: the two passes over the
-        # cells then run several times faster than on the strided view.
-        cells = xp.ascontiguousarray(x[in_index])
-        greater = cells > y_part
-        xp.fmax(y_part, cells, out=y_part)  # NaN cells lose, as in Caffe
-        winner_part = winner[out_index]
-        code = code_type(1 + i * width + j)
-        xp.maximum(winner_part, greater * code, out=winner_part)
+    offsets = list(_offsets(in_hw, out_hw, kernel, stride, pad))
+    codes = [code_type(1 + i * width + j) for _, _, (i, j) in offsets]
+    # The planes go by chunks of about _CHUNK_BYTES: each offset's strided
+    # read then finds the chunk in the cache (LeNet's pool1: −20 %).
+    planes_x = x.reshape((-1,) + tuple(in_hw))
+    planes_y = y.reshape((-1,) + tuple(out_hw))
+    planes_winner = winner.reshape((-1,) + tuple(out_hw))
+    step = _planes_per_chunk(planes_x)
+    for first in range(0, len(planes_x), step):
+        x_chunk = planes_x[first:first + step]
+        y_chunk = planes_y[first:first + step]
+        winner_chunk = planes_winner[first:first + step]
+        for (out_index, in_index, _), code in zip(offsets, codes):
+            y_part = y_chunk[out_index]
+            # One strided read into contiguous memory: the two passes over
+            # the cells then run several times faster than on the view.
+            cells = xp.ascontiguousarray(x_chunk[in_index])
+            greater = cells > y_part
+            xp.fmax(y_part, cells, out=y_part)  # NaN cells lose, as in Caffe
+            winner_part = winner_chunk[out_index]
+            xp.maximum(winner_part, greater * code, out=winner_part)
     return y, _winner_to_mask(xp, winner, width, stride, pad)
 
 
@@ -187,7 +198,7 @@ def _max_pool_separable(xp, x, y, in_hw, kernel, stride, pad, out_hw):
     """
     planes_x = x.reshape((-1,) + tuple(in_hw))
     planes_y = y.reshape((-1,) + tuple(out_hw))
-    step = max(1, _CHUNK_BYTES // max(1, planes_x[:1].nbytes))
+    step = _planes_per_chunk(planes_x)
     rows = xp.empty((min(step, len(planes_x)), in_hw[0], out_hw[1]),
                     dtype=x.dtype)
     for first in range(0, len(planes_x), step):
@@ -206,6 +217,11 @@ def _max_pool_separable(xp, x, y, in_hw, kernel, stride, pad, out_hw):
             if in_rows is not None:
                 part = y_chunk[..., in_rows[0], :]
                 xp.fmax(part, row_max[..., in_rows[1], :], out=part)
+
+
+def _planes_per_chunk(planes):
+    """How many of the (P, H, W) ``planes`` make about _CHUNK_BYTES."""
+    return max(1, _CHUNK_BYTES // max(1, planes[:1].nbytes))
 
 
 def _winner_to_mask(xp, winner, width, stride, pad):

@@ -702,12 +702,17 @@ class Solver:
         if p.display and self._iter % p.display == 0:
             log.info("Iteration %d, lr = %s", self._iter, _g(rate))
         self.clip_gradients()
+        self.update_params(rate)
+        self._iter += 1
+
+    def update_params(self, rate):
+        """Per parameter Normalize, Regularize and ComputeUpdateValue, then
+        net.update() (data -= diff): the update after the clipping."""
         for param_id in range(len(self.net.learnable_params)):
             self.normalize(param_id)
             self.regularize(param_id)
             self.compute_update_value(param_id, rate)
         self.net.update()
-        self._iter += 1
 
     def clip_gradients(self):
         """Scale all diffs by clip/‖diffs‖₂ if that norm exceeds the clip."""

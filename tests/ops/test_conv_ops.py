@@ -425,3 +425,157 @@ def test_dy_shape_is_checked():
         conv_backward_data(np.zeros((2, 4, 4, 4)), w, x.shape)
     with pytest.raises(ValueError, match="dy has shape"):
         conv_backward_weights(np.zeros((2, 4, 4, 4)), x, np.zeros_like(w))
+
+
+# ---------------------------------------------------------- saved columns
+
+SAVED_CASES = [CASES_2D[0], CASES_2D[1], CASES_2D[2], CASES_2D[3],
+               ((2, 2, 6), (4, 1, 3), 1, 1, 2, 2)]
+
+
+@pytest.mark.parametrize("case", SAVED_CASES)
+def test_saved_columns_give_the_same_filter_gradient(case, chunking,
+                                                     dw_orientation):
+    x, w, b, *geometry = random_case(case, dtype=np.float32, seed=11)
+    saved = conv.SavedColumns()
+    y = conv_forward(x, w, b, *geometry, save=saved)
+    assert saved.nbytes > 0
+    np.testing.assert_array_equal(y, conv_forward(x, w, b, *geometry))
+    dy = np.random.default_rng(12).standard_normal(y.shape).astype(
+        np.float32)
+    dw_saved, dw = np.full_like(w, 0.5), np.full_like(w, 0.5)
+    conv_backward_weights(dy, x, dw_saved, *geometry, saved=saved)
+    conv_backward_weights(dy, x, dw, *geometry)
+    np.testing.assert_array_equal(dw_saved, dw)  # bit for bit
+
+
+def test_saved_columns_are_used_only_for_the_same_input(monkeypatch):
+    x, w, b, *geometry = random_case(CASES_2D[0], dtype=np.float32)
+    saved = conv.SavedColumns()
+    y = conv_forward(x, w, b, *geometry, save=saved)
+    dy = np.ones_like(y)
+    unfolded = []
+    original = conv._Plan.columns
+
+    def columns(plan, x_chunk, dest=None):
+        unfolded.append(dest is None)
+        return original(plan, x_chunk, dest)
+
+    monkeypatch.setattr(conv._Plan, "columns", columns)
+    dw = np.zeros_like(w)
+    conv_backward_weights(dy, x, dw, *geometry, saved=saved)
+    assert unfolded == []  # the kept columns served
+    # The input changed after the forward (a script writing into the
+    # blob): its gradient comes from the input as it is now, as in Caffe.
+    x[0, 0, 0, 0] += 1
+    dw_changed, dw_fresh = np.zeros_like(w), np.zeros_like(w)
+    conv_backward_weights(dy, x, dw_changed, *geometry, saved=saved)
+    assert unfolded == [True]
+    conv_backward_weights(dy, x, dw_fresh, *geometry)
+    np.testing.assert_array_equal(dw_changed, dw_fresh)
+    assert not np.array_equal(dw_changed, dw)
+    # Another geometry (or shape) does not match either.
+    assert saved.lookup(plan_for((2, 3, 6, 5), (4, 3, 3, 3), stride=2),
+                        x) is None
+
+
+def test_saved_columns_respect_their_memory_budget():
+    x, w, b, *geometry = random_case(CASES_2D[0], dtype=np.float32)
+    # 2 images × 3·3·3 rows × 4·3 positions of columns, plus the input.
+    needed = (2 * 27 * 12 + x.size) * 4
+    saved = conv.SavedColumns(max_bytes=needed)
+    conv_forward(x, w, b, *geometry, save=saved)
+    assert saved.nbytes == needed
+    small = conv.SavedColumns(max_bytes=needed - 1)
+    conv_forward(x, w, b, *geometry, save=small)
+    assert small.nbytes == 0
+    # A forward that no longer fits frees what an earlier one kept.
+    saved.max_bytes = needed - 1
+    conv_forward(x, w, b, *geometry, save=saved)
+    assert saved.nbytes == 0
+    # 1×1 kernels: the columns are the input itself, nothing to keep.
+    x, w, b, *geometry = random_case(CASES_2D[4], dtype=np.float32)
+    conv_forward(x, w, b, *geometry, save=saved)
+    assert saved.nbytes == 0
+    # The default budget: LeNet's conv2 at batch 64 (8.2 MB of columns,
+    # 0.7 MB of input) fits, ResNet's 3×3 32→32 on 56×56 at batch 8 (32 MB)
+    # does not.
+    assert conv.SavedColumns().max_bytes == conv.KEEP_COLUMNS_MAX_BYTES
+    assert conv.KEEP_COLUMNS_MAX_BYTES == 16 << 20
+    assert 64 * (20 * 25 * 64 + 20 * 144) * 4 <= conv.KEEP_COLUMNS_MAX_BYTES
+    assert 8 * (32 * 9 * 3136 + 32 * 3136) * 4 > conv.KEEP_COLUMNS_MAX_BYTES
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_batch_first_filter_gradient_sums_images_in_order(chunking, batched,
+                                                          monkeypatch):
+    """dw is the images' products summed one after the other (across
+    chunks too), whatever the chunking, made by one batched matmul or image
+    by image: float32 bit for bit."""
+    if not batched:
+        monkeypatch.setattr(conv, "_DW_BATCHED_MAX_ELEMENTS", 0)
+    x, w, b, *geometry = random_case(CASES_2D[0], dtype=np.float32, seed=13)
+    x = np.concatenate([x, 100 * x, x / 100])   # 6 images, unequal sizes
+    dy = np.random.default_rng(14).standard_normal(
+        conv_forward(x, w, None, *geometry).shape).astype(np.float32)
+    dw = np.zeros_like(w)
+    conv_backward_weights(dy, x, dw, *geometry)
+    expected = np.zeros_like(w)
+    for n in range(len(x)):
+        one = np.zeros_like(w)
+        conv_backward_weights(dy[n:n + 1], x[n:n + 1], one, *geometry)
+        expected += one
+    if chunking[0] == "batch-first":
+        np.testing.assert_array_equal(dw, expected)
+    else:
+        np.testing.assert_allclose(dw, expected, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------- both gradients at once
+
+@pytest.mark.parametrize("case", CASES_2D[:6] + [
+    ((5, 8, 12, 11), (6, 4, 5, 3), 1, (2, 1), 1, 2)])
+def test_conv_backward_equals_the_two_functions(case, chunking,
+                                                backward_data_plan,
+                                                dw_orientation):
+    """One pass over dy's chunks gives both gradients bit for bit, kept
+    columns or not (padded inputs over several chunks included: the
+    buffers of the two gradients must not mix)."""
+    x, w, b, *geometry = random_case(case, dtype=np.float32, seed=15)
+    saved = conv.SavedColumns()
+    y = conv_forward(x, w, b, *geometry, save=saved)
+    dy = np.random.default_rng(16).standard_normal(y.shape).astype(
+        np.float32)
+    dw_expected = np.full_like(w, 0.25)
+    conv_backward_weights(dy, x, dw_expected, *geometry)
+    dx_expected = conv_backward_data(dy, w, x.shape, *geometry)
+    for kept in (None, saved):
+        dw = np.full_like(w, 0.25)
+        dx = conv.conv_backward(dy, x, w, dw, True, *geometry, saved=kept)
+        np.testing.assert_array_equal(dw, dw_expected)
+        np.testing.assert_array_equal(dx, dx_expected)
+    # Either one alone, the input's gradient into a given array.
+    dw = np.full_like(w, 0.25)
+    assert conv.conv_backward(dy, x, w, dw, False, *geometry) is None
+    np.testing.assert_array_equal(dw, dw_expected)
+    out = np.full(x.shape, np.nan, np.float32)
+    assert conv.conv_backward(dy, x, w, None, True, *geometry,
+                              out=out) is out
+    np.testing.assert_array_equal(out, dx_expected)
+
+
+def test_backward_data_into_a_given_array():
+    x, w, b, *geometry = random_case(CASES_2D[1])
+    dy = np.random.default_rng(17).standard_normal(
+        conv_forward(x, w, b, *geometry).shape)
+    out = np.full(x.shape, np.nan)
+    assert conv_backward_data(dy, w, x.shape, *geometry, out=out) is out
+    np.testing.assert_array_equal(out,
+                                  conv_backward_data(dy, w, x.shape,
+                                                     *geometry))
+    with pytest.raises(ValueError, match="conv_backward_data: out must be"):
+        conv_backward_data(dy, w, x.shape, *geometry,
+                           out=np.empty(x.shape, np.float32))
+    with pytest.raises(ValueError, match="dw has shape"):
+        conv.conv_backward(dy, x, w, np.zeros(w.shape[:-1]), True,
+                           *geometry)

@@ -335,6 +335,28 @@ def test_max_pool_without_mask_by_chunks_of_planes(monkeypatch, chunk_planes):
     same_bits(y, y_ref)
 
 
+@pytest.mark.parametrize("chunk_planes", [1, 4])
+@pytest.mark.parametrize("kernel, stride, pad, size", [
+    (3, 2, 1, (5, 5)),   # overlapping windows across the padded edge
+    (2, 2, 0, (4, 4)),   # LeNet's and VGG's 2×2 stride 2
+])
+def test_max_pool_with_mask_by_chunks_of_planes(monkeypatch, chunk_planes,
+                                                kernel, stride, pad, size):
+    # 10 planes of 9×9 float32 with ties, NaN, ±inf and −FLT_MAX: chunks
+    # of 1 plane, or of 4, 4 and 2, give the one-chunk result bit for bit.
+    x = special_values((2, 5, 9, 9), np.float32, seed=5)
+    y_ref, mask_ref = naive_max_pool(x, pair(kernel), pair(stride),
+                                     pair(pad), size)
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", 1 << 30)
+    y_one, mask_one = max_pool_forward(x, kernel, stride, pad, size)
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_planes * 9 * 9 * 4)
+    y, mask = max_pool_forward(x, kernel, stride, pad, size)
+    same_bits(y, y_one)
+    same_bits(y, y_ref)
+    np.testing.assert_array_equal(mask, mask_one)
+    np.testing.assert_array_equal(mask, mask_ref)
+
+
 def test_max_pool_backward_adds_shared_maxima_in_output_order():
     # Nine overlapping windows share one maximum: float32 sums depend on
     # the order, which must be Caffe's (output order).

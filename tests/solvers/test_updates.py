@@ -334,3 +334,13 @@ def test_history_layout(write_solver):
         assert len(solver.history) == n_sets * len(params)
         for k, blob in enumerate(solver.history):
             assert blob.shape == params[k % len(params)].shape
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_sgd_updates_by_parts_of_parameters(monkeypatch, write_solver,
+                                            oracle_net, config):
+    """SGD updates each parameter part by part (for the cache): parts of 2
+    elements (the 3-element bias: a part of 2 and one of 1) give Caffe's
+    bits all the same."""
+    monkeypatch.setattr(solvers.sgd, "_PART_ELEMENTS", 2)
+    check_against_reference(write_solver, oracle_net, "SGD", config, "step")

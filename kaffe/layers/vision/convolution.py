@@ -1,7 +1,8 @@
 """Convolution: learned filters slid over the input (im2col + GEMM)."""
-from ...ops.conv import (conv_backward_data, conv_backward_weights,
-                         conv_bias_backward, conv_forward)
+from ...ops.conv import (SavedColumns, conv_backward, conv_bias_backward,
+                         conv_forward)
 from ...core.registry import register_layer
+from ...proto import caffe_pb2
 from .base_conv import BaseConvolutionLayer
 from .conv_geometry import conv_output_shape
 
@@ -20,38 +21,70 @@ class ConvolutionLayer(BaseConvolutionLayer):
     by default!), axis (1: dims before it are batch, after it spatial, any
     number of them).
     Shape: out = (in + 2·pad − (dilation·(k − 1) + 1)) / stride + 1 (floor).
+
+    While training (phase TRAIN, a backward to come that computes the
+    filter gradient: ``needs_backward``), the forward's im2col columns of
+    each input are kept for that gradient when they take at most
+    ``kaffe.ops.conv.KEEP_COLUMNS_MAX_BYTES`` (16 MiB: LeNet's, not
+    AlexNet's conv2 at batch 16), instead of unfolding the input again
+    (see :class:`~kaffe.ops.conv.SavedColumns`). Otherwise nothing is kept.
     """
+
+    # The SavedColumns of each bottom, or None when nothing is kept.
+    _saved = None
 
     def compute_output_shape(self, spatial):
         return conv_output_shape(self, self.geometry, spatial)
 
+    def _saved_columns(self, count):
+        """One SavedColumns per bottom while training, else None (and any
+        kept columns dropped)."""
+        if not (self.needs_backward and self.phase == caffe_pb2.TRAIN
+                and self.param_needs_backward(0)):
+            self._saved = None
+        elif self._saved is None or len(self._saved) != count:
+            self._saved = [SavedColumns() for _ in range(count)]
+        return self._saved
+
     def forward(self, bottom, top):
         w = self._filters(self.blobs[0].data)
         b = self.blobs[1].data if self.bias_term else None
-        for x_blob, y_blob in zip(bottom, top):
+        saved = self._saved_columns(len(bottom))
+        for i, (x_blob, y_blob) in enumerate(zip(bottom, top)):
             x = self._as_nc(x_blob.data)
             if y_blob is x_blob:
                 # In place (Caffe would read overwritten inputs): compute
-                # aside, then copy.
+                # aside, then copy. The input is gone: keep no columns.
+                if saved is not None:
+                    saved[i].clear()
                 y = conv_forward(x, w, b, **self._geometry())
                 y_blob.data[...] = y.reshape(y_blob.shape)
             else:
                 conv_forward(x, w, b, **self._geometry(),
-                             out=self._as_nc(y_blob.data))
+                             out=self._as_nc(y_blob.data),
+                             save=None if saved is None else saved[i])
 
     def backward(self, top, propagate_down, bottom):
         w = self._filters(self.blobs[0].data)
-        need_w = self.param_needs_backward(0)
+        dw = (self._filters(self.blobs[0].diff)
+              if self.param_needs_backward(0) else None)
         need_b = self.bias_term and self.param_needs_backward(1)
+        saved = self._saved
         for i, (y_blob, x_blob) in enumerate(zip(top, bottom)):
             dy = self._as_nc(y_blob.diff)
             if need_b:
                 conv_bias_backward(dy, self.blobs[1].diff)
-            if need_w:
-                conv_backward_weights(dy, self._as_nc(x_blob.data),
-                                      self._filters(self.blobs[0].diff),
-                                      **self._geometry())
-            if propagate_down[i]:
-                dx = conv_backward_data(dy, w, self._as_nc(x_blob.data).shape,
-                                        **self._geometry())
+            if dw is None and not propagate_down[i]:
+                continue
+            # The filter and input gradients in one pass over dy; the
+            # input's straight into its diff unless that is dy (in place).
+            in_place = y_blob is x_blob
+            dx = conv_backward(
+                dy, self._as_nc(x_blob.data), w, dw,
+                need_dx=propagate_down[i], **self._geometry(),
+                saved=saved[i] if saved is not None and i < len(saved)
+                else None,
+                out=None if in_place or not propagate_down[i]
+                else self._as_nc(x_blob.diff))
+            if in_place and propagate_down[i]:
                 x_blob.diff[...] = dx.reshape(x_blob.shape)

@@ -6,7 +6,9 @@ import pytest
 
 from kaffe.core.errors import KaffeConfigError, KaffeShapeError
 from kaffe.core.registry import create_layer
+from kaffe.ops import conv as conv_ops
 from kaffe.ops.conv import conv_forward
+from kaffe.proto import caffe_pb2
 from kaffe.testing.gradient import (blobs_from, check_gradients,
                                     check_layer_error, empty_blobs,
                                     layer_param, make_layer, setup_layer)
@@ -454,3 +456,90 @@ def test_in_place_computes_from_the_whole_input():
     bottom = blobs_from([x])
     layer.Forward(bottom, bottom)
     np.testing.assert_array_equal(bottom[0].data, expected[0].data)
+
+
+# -- the columns kept for the filter gradient ---------------------------------
+
+def setup_float32(extra, phase, shape=(4, 3, 9, 9), num_output=5, n=1):
+    layer = make_layer(conv(num_output, extra), phase, np.float32)
+    bottom = blobs_from([random(shape, 20 + i) for i in range(n)],
+                        np.float32)
+    top = empty_blobs(n, np.float32)
+    layer.SetUp(bottom, top)
+    return layer, bottom, top
+
+
+def backward_float32(layer, bottom, top):
+    layer.Forward(bottom, top)
+    for i, blob in enumerate(top):
+        blob.diff[...] = random(blob.shape, 30 + i)
+    for blob in layer.blobs:
+        blob.diff[...] = 0
+    layer.Backward(top, [True] * len(bottom), bottom)
+    return [blob.diff.copy() for blob in layer.blobs + bottom]
+
+
+@pytest.mark.parametrize("extra", ["kernel_size: 3",
+                                   "kernel_size: 3 stride: 2 pad: 1",
+                                   "kernel_size: 1 stride: 2"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_training_keeps_the_columns_and_gets_the_same_gradients(extra, n):
+    trained = setup_float32(extra, caffe_pb2.TRAIN, n=n)
+    tested = setup_float32(extra, caffe_pb2.TEST, n=n)
+    for blob, same in zip(tested[0].blobs, trained[0].blobs):
+        blob.data[...] = same.data
+    for _ in range(2):   # the second time, into the kept arrays
+        with_columns = backward_float32(*trained)
+        without = backward_float32(*tested)
+        for a, b in zip(with_columns, without):
+            np.testing.assert_array_equal(a, b)   # bit for bit
+    assert tested[0]._saved is None
+    assert len(trained[0]._saved) == n
+    assert all(s.nbytes > 0 for s in trained[0]._saved)
+
+
+def test_training_gradients_with_kept_columns():
+    """The finite differences change the input between forwards: the kept
+    columns must follow it."""
+    layer, bottom, top = setup_layer(conv(3, "kernel_size: 3 pad: 1"),
+                                     [random((2, 2, 5, 5), 5)],
+                                     phase=caffe_pb2.TRAIN)
+    check_gradients(layer, bottom, top, max_elements=60)
+    assert layer._saved[0].nbytes > 0
+
+
+def test_no_columns_kept_without_a_filter_gradient_to_come():
+    layer, bottom, top = setup_float32("kernel_size: 3", caffe_pb2.TRAIN)
+    layer.Forward(bottom, top)
+    assert layer._saved[0].nbytes > 0
+    # The net found that backward never runs: what was kept is dropped.
+    layer.needs_backward = False
+    layer.Forward(bottom, top)
+    assert layer._saved is None
+    # Frozen filters (lr_mult: 0) need no columns either.
+    layer.needs_backward = True
+    layer.set_param_propagate_down(0, False)
+    layer.Forward(bottom, top)
+    assert layer._saved is None
+
+
+def test_no_columns_kept_in_place():
+    layer = make_layer(conv(3, "kernel_size: 1"), caffe_pb2.TRAIN,
+                       np.float32)
+    blob = blobs_from([random((2, 3, 4, 4), 3)], np.float32)[0]
+    layer.SetUp([blob], [blob])
+    layer.Forward([blob], [blob])
+    assert layer._saved[0].nbytes == 0
+
+
+def test_kept_columns_respect_the_memory_budget(monkeypatch):
+    # 4 images × 3·3·3 rows × 7·7 positions, plus the 4×3×9×9 input.
+    needed = (4 * 27 * 49 + 4 * 3 * 81) * 4
+    monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_MAX_BYTES", needed - 1)
+    layer, bottom, top = setup_float32("kernel_size: 3", caffe_pb2.TRAIN)
+    layer.Forward(bottom, top)
+    assert layer._saved[0].nbytes == 0
+    monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_MAX_BYTES", needed)
+    layer, bottom, top = setup_float32("kernel_size: 3", caffe_pb2.TRAIN)
+    layer.Forward(bottom, top)
+    assert layer._saved[0].nbytes == needed
