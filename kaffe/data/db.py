@@ -24,6 +24,7 @@ The interface is Caffe's (``src/caffe/util/db*.cpp``)::
 Both packages are imported only when a DB is opened; a missing one is a
 KaffeError that says what to install.
 """
+import abc
 import logging
 import os
 import threading
@@ -92,37 +93,44 @@ def _open_fix(source, backend, exists):
     return fix
 
 
-class Cursor:
+class Cursor(abc.ABC):
     """Caffe's ``db::Cursor``: walks the records in key order."""
 
+    @abc.abstractmethod
     def seek_to_first(self):
-        raise NotImplementedError
+        """Go to the first record."""
 
+    @abc.abstractmethod
     def next(self):
-        raise NotImplementedError
+        """Go to the next record."""
 
     @property
+    @abc.abstractmethod
     def valid(self):
-        raise NotImplementedError
+        """Whether the cursor is on a record."""
 
+    @abc.abstractmethod
     def key(self):
-        raise NotImplementedError
+        """The current record's key (bytes)."""
 
+    @abc.abstractmethod
     def value(self):
-        raise NotImplementedError
+        """The current record's value (bytes)."""
 
     def close(self):
         """Release the cursor (a no-op once closed)."""
 
 
-class Transaction:
+class Transaction(abc.ABC):
     """Caffe's ``db::Transaction``: puts buffered until :meth:`commit`."""
 
+    @abc.abstractmethod
     def put(self, key, value):
-        raise NotImplementedError
+        """Buffer one record."""
 
+    @abc.abstractmethod
     def commit(self):
-        raise NotImplementedError
+        """Write the buffered records."""
 
 
 def _bytes(key):

@@ -764,8 +764,8 @@ class Solver:
 
     def compute_update_value(self, param_id, rate):
         """Turn param ``param_id``'s diff into the step to subtract."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement compute_update_value")
+        raise TypeError(
+            f"{type(self).__name__} does not define compute_update_value()")
 
     def _local_rate(self, param_id, rate):
         return self._f(rate) * self._f(self.net.params_lr[param_id])

@@ -53,10 +53,13 @@ class BasePrefetchingDataLayer(Layer):
             name=f"kaffe-prefetch-{self.type}-{self.name}")
 
     def data_setup(self, top):
-        raise NotImplementedError
+        """Open the source and shape the tops (each data layer defines it)."""
+        raise TypeError(f"{type(self).__name__} does not define data_setup()")
 
     def load_batch(self):
-        raise NotImplementedError
+        """Read the next batch (on the prefetch thread; each data layer
+        defines it)."""
+        raise TypeError(f"{type(self).__name__} does not define load_batch()")
 
     def _load_located(self):
         try:

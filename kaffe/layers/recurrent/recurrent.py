@@ -53,15 +53,16 @@ class RecurrentLayer(Layer):
     def param_specs(self, hidden, x_dim, static_dim):
         """[(name, shape, filler field)] of the parameter blobs, in order;
         ``static_dim`` is None without a static input."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define param_specs()")
 
     def run_forward(self, x, cont, states, params, x_static):
         """(output (T, N, H), final states [(N, H)], cache)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define run_forward()")
 
     def run_backward(self, dtop, x, cont, params, cache, x_static):
         """A dict of gradients: each parameter name, "x", "x_static"."""
-        raise NotImplementedError
+        raise TypeError(
+            f"{type(self).__name__} does not define run_backward()")
 
     # -- the layer -----------------------------------------------------------
     def setup(self, bottom, top):
