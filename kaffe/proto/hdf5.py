@@ -33,11 +33,11 @@ functions that need it.
 """
 import logging
 import os
-import tempfile
 
 import numpy as np
 
 from ..core.errors import KaffeError, KaffeFormatError, KaffeShapeError
+from .io import atomic_path
 
 log = logging.getLogger("kaffe")
 
@@ -91,21 +91,9 @@ def save_hdf5(net, path, write_diff=False):
         write_diff: also write every parameter's diff under ``/diff``.
     """
     h5py = _h5py()
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             _write_groups(net, f, write_diff)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _write_groups(net, f, write_diff):

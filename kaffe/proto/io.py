@@ -8,6 +8,7 @@
 - :class:`NetSource` remembers which line each ``layer {`` block of a prototxt
   starts on, so that errors about a layer can name its line.
 """
+import contextlib
 import difflib
 import os
 import re
@@ -21,25 +22,36 @@ from . import caffe_pb2
 
 
 # -- atomic writes ------------------------------------------------------------
-def atomic_write(path, data):
-    """Write ``data`` (bytes or str) to ``path`` via a temp file + rename."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside ``path`` to write; renamed over ``path`` when
+    the ``with`` block ends without an error, deleted when it fails.
+
+    The file gets the mode a newly created file gets (as Caffe's ofstream
+    does), or keeps the target's, and is synced before the rename.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp", dir=directory)
+    os.close(fd)
     try:
-        # mkstemp makes the file private; give it the mode a newly created
-        # file gets (as Caffe's ofstream does), or keep the target's.
+        yield tmp
         os.chmod(tmp, _target_mode(path))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path, data):
+    """Write ``data`` (bytes or str) to ``path`` via a temp file + rename."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def _target_mode(path):

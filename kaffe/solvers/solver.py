@@ -24,7 +24,6 @@ import difflib
 import logging
 import os
 import re
-import tempfile
 import time
 
 import numpy as np
@@ -37,8 +36,8 @@ from ..core.errors import KaffeConfigError, KaffeError, KaffeFormatError, \
 from ..core.net import TEST, TRAIN, Net
 from ..core.random import set_random_seed
 from ..proto import caffe_pb2
-from ..proto.io import NetSource, load_net, read_binary, read_text, \
-    write_binary
+from ..proto.io import (NetSource, atomic_path, load_net, read_binary,
+                        read_text, write_binary)
 from ..proto.upgrade import upgrade_snapshot_prefix, upgrade_solver_as_needed
 from .lr_policy import check_lr_policy, learning_rate
 
@@ -865,11 +864,7 @@ class Solver:
 
     def _write_hdf5_state(self, path, learned_net):
         h5py = _import_h5py()
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                                   suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("iter", data=np.array([self._iter], np.int32))
                 _write_hdf5_string(h5py, f, "learned_net", learned_net)
@@ -878,13 +873,6 @@ class Solver:
                 group = f.create_group("history")
                 for i, blob in enumerate(self.history):
                     group.create_dataset(str(i), data=to_numpy(blob.data))
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
 
     def restore(self, state_file):
         """Resume from a snapshot: a ``.solverstate``, or ``…h5`` for HDF5.

@@ -68,7 +68,8 @@ def run(args):
     phase = None if args.phase == "ALL" else args.phase
     shapes = {}
     if not args.no_shapes:
-        given = dict(args.shape)
+        from .explain import collect_shapes
+        given = collect_shapes(args.shape)
         shapes, notes = draw.blob_shapes_of(args.net, phase, given)
         if given and not shapes:
             raise KaffeConfigError(

@@ -68,17 +68,23 @@ def add_arguments(parser):
                              "repeatable; overrides Input shapes")
 
 
-def run(args):
+def collect_shapes(pairs):
+    """{blob: shape} from repeated --shape options; one shape per blob."""
     from ..core.errors import KaffeConfigError
-    from ..viz.explain import explain
     shapes = {}
-    for name, shape in args.shape:
+    for name, shape in pairs:
         if name in shapes and shapes[name] != shape:
             raise KaffeConfigError(
                 f"is given twice for blob '{name}'", field="--shape",
                 received=f"{shapes[name]} and {shape}",
                 fix="pass one --shape per blob")
         shapes[name] = shape
+    return shapes
+
+
+def run(args):
+    from ..viz.explain import explain
+    shapes = collect_shapes(args.shape)
     report = explain(args.net, phase=args.phase, weights=args.weights,
                      shapes=shapes, level=args.level, stages=args.stage)
     print(report.to_json() if args.json else report.to_text())

@@ -143,14 +143,8 @@ def run(args):
     from ..proto.io import atomic_write
     from ..viz.render import render
     from ..viz.report import Preprocess, build_report
-    shapes = {}
-    for name, shape in args.shape:
-        if name in shapes and shapes[name] != shape:
-            raise KaffeConfigError(
-                f"is given twice for blob '{name}'", field="--shape",
-                received=f"{shapes[name]} and {shape}",
-                fix="pass one --shape per blob")
-        shapes[name] = shape
+    from .explain import collect_shapes
+    shapes = collect_shapes(args.shape)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         raise KaffeConfigError(f"names a folder that does not exist: "
