@@ -45,3 +45,18 @@ def require(args, name, why):
     if not getattr(args, name, None):
         raise KaffeConfigError(f"is required ({why})", field=f"--{name}",
                                fix=f"pass --{name}=...")
+
+
+def add_net_state_flags(parser, what="the net"):
+    """Caffe's --level, --stage and --gpu flags, shared by train/test/time."""
+    add_value_flag(parser, "level", type=int, default=0,
+                   help=f"{what}'s level (default 0)")
+    add_value_flag(parser, "stage", default="", metavar="S1[,S2...]",
+                   help=f"{what}'s stages, comma-separated")
+    add_value_flag(parser, "gpu", default="", metavar="IDS",
+                   help="GPU ids (not available: kaffe runs on the CPU)")
+
+
+def stages(args):
+    """The --stage flag as a list."""
+    return [stage for stage in args.stage.split(",") if stage]

@@ -6,7 +6,7 @@ every output ("accuracy = v", with "(* w = v loss)" for losses).
 """
 import logging
 
-from .flags import add_value_flag
+from .flags import add_net_state_flags, add_value_flag, stages
 
 HELP = "score a trained net over several batches (caffe test)"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -25,12 +25,7 @@ def add_arguments(parser):
                    help="the trained weights")
     add_value_flag(parser, "iterations", type=int, default=50,
                    help="number of batches (default 50)")
-    add_value_flag(parser, "level", type=int, default=0,
-                   help="the net's level (default 0)")
-    add_value_flag(parser, "stage", default="", metavar="S1[,S2...]",
-                   help="the net's stages, comma-separated")
-    add_value_flag(parser, "gpu", default="", metavar="IDS",
-                   help="GPU ids (not available: kaffe runs on the CPU)")
+    add_net_state_flags(parser)
 
 
 def run(args):
@@ -43,8 +38,7 @@ def run(args):
     require(args, "model", "the model definition to score")
     require(args, "weights", "the trained weights to score")
     log.info("Use CPU.")
-    stages = [s for s in args.stage.split(",") if s]
-    net = Net(args.model, TEST, level=args.level, stages=stages)
+    net = Net(args.model, TEST, level=args.level, stages=stages(args))
     net.copy_from(args.weights)
     log.info("Running for %d iterations.", args.iterations)
     f = np.float32

@@ -8,7 +8,7 @@ input (Input blobs keep their zeros).
 """
 import logging
 
-from .flags import add_value_flag
+from .flags import add_net_state_flags, add_value_flag, stages
 
 HELP = "time a net's forward and backward passes per layer (caffe time)"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -26,12 +26,7 @@ def add_arguments(parser):
                    help="number of timed passes (default 50)")
     add_value_flag(parser, "phase", type=str.upper, choices=("TRAIN", "TEST"),
                    default="TRAIN", help="the net's phase (default TRAIN)")
-    add_value_flag(parser, "level", type=int, default=0,
-                   help="the net's level (default 0)")
-    add_value_flag(parser, "stage", default="", metavar="S1[,S2...]",
-                   help="the net's stages, comma-separated")
-    add_value_flag(parser, "gpu", default="", metavar="IDS",
-                   help="GPU ids (not available: kaffe runs on the CPU)")
+    add_net_state_flags(parser)
 
 
 def run(args):
@@ -44,8 +39,7 @@ def run(args):
     require(args, "model", "the model definition to time")
     log.info("Use CPU.")
     phase = TRAIN if args.phase == "TRAIN" else TEST
-    stages = [s for s in args.stage.split(",") if s]
-    net = Net(args.model, phase, level=args.level, stages=stages)
+    net = Net(args.model, phase, level=args.level, stages=stages(args))
     layers = net.layers
     n = len(layers)
     # As caffe time, every layer's Backward runs below, needed or not: let

@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 
-from .flags import add_value_flag
+from .flags import add_net_state_flags, add_value_flag, stages
 
 HELP = "train a net with a solver (caffe train)"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -35,18 +35,13 @@ def add_arguments(parser):
     add_value_flag(parser, "weights", metavar="W1[,W2...]",
                    help="pretrained weights to fine-tune from (comma-separated;"
                         " not with --snapshot)")
-    add_value_flag(parser, "level", type=int, default=0,
-                   help="the train net's level (default 0)")
-    add_value_flag(parser, "stage", default="", metavar="S1[,S2...]",
-                   help="the train net's stages, comma-separated")
+    add_net_state_flags(parser, "the train net")
     add_value_flag(parser, "sigint_effect", choices=EFFECTS, default="stop",
                    help="what SIGINT (Ctrl-C) does: stop, snapshot or none "
                         "(default stop)")
     add_value_flag(parser, "sighup_effect", choices=EFFECTS,
                    default="snapshot",
                    help="what SIGHUP does (default snapshot)")
-    add_value_flag(parser, "gpu", default="", metavar="IDS",
-                   help="GPU ids (not available: kaffe runs on the CPU)")
     add_value_flag(parser, "progress", choices=("auto", "always", "never"),
                    default="auto",
                    help="progress bar: auto (on a terminal, if tqdm is "
@@ -68,7 +63,7 @@ def run(args):
             received=f"--snapshot {args.snapshot} --weights {args.weights}")
     param, source = load_solver(args.solver)
     param.train_state.level = args.level
-    param.train_state.stage.extend(s for s in args.stage.split(",") if s)
+    param.train_state.stage.extend(stages(args))
     log.info("Use CPU.")
     if args.snapshot:
         param.ClearField("weights")
