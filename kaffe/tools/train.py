@@ -64,6 +64,11 @@ def run(args):
     param, source = load_solver(args.solver)
     param.train_state.level = args.level
     param.train_state.stage.extend(stages(args))
+    if param.HasField("solver_mode") and param.solver_mode == param.GPU:
+        # Caffe's example solvers say GPU; Caffe falls back to nothing, kaffe
+        # to the CPU (its only backend), and says so.
+        log.warning("solver_mode: GPU is set, but kaffe has no GPU backend: "
+                    "training on the CPU")
     log.info("Use CPU.")
     if args.snapshot:
         param.ClearField("weights")
