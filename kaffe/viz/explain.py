@@ -210,7 +210,7 @@ def explain(prototxt, phase=TEST, weights=None, shapes=None, level=0,
         a :class:`Report`.
     """
     from ..proto.io import load_net
-    phase = _phase_value(phase)
+    phase = phase_value(phase)
     param, source = load_net(prototxt)
     param.state.phase = phase
     param.state.level = level
@@ -223,7 +223,7 @@ def explain(prototxt, phase=TEST, weights=None, shapes=None, level=0,
     return explain_net(net, data_notes=notes)
 
 
-def _phase_value(phase):
+def phase_value(phase):
     if isinstance(phase, str):
         try:
             return caffe_pb2.Phase.Value(phase.upper())
@@ -410,9 +410,10 @@ def _needs_shape(layer, top, batch, path, line, why):
     example = f"{batch or 'N'},C,H,W"
     if why is None:
         if layer.type in DATA_LAYER_TYPES:
-            why = f"kaffe explain does not open {layer.type} sources"
+            why = (f"kaffe does not open {layer.type} sources to work out "
+                   "shapes")
         elif layer.type == "Python":
-            why = "kaffe explain does not run Python data layers"
+            why = "kaffe does not run Python data layers to work out shapes"
         else:
             why = f"'{layer.type}' is not a layer type kaffe knows"
     flag = f"--shape {top}={example}"
@@ -523,46 +524,46 @@ def _lr_mult(layer_param, j):
 
 
 # -- which kind of layer is it: by the attributes its setup exposes -----------
-def _is_pooling(layer):
+def is_pooling(layer):
     return hasattr(layer, "method") and hasattr(layer, "kernel_shape")
 
 
-def _is_conv_like(layer):
+def is_conv_like(layer):
     return (hasattr(layer, "kernel_shape") and hasattr(layer, "group")
             and hasattr(layer, "num_output"))
 
 
-def _is_deconv(layer):
+def is_deconv(layer):
     return bool(getattr(layer, "reverse_dimensions", False)) or \
         layer.type == "Deconvolution"
 
 
-def _is_inner_product(layer):
+def is_inner_product(layer):
     return layer.type == "InnerProduct" or (
         hasattr(layer, "K") and hasattr(layer, "num_output"))
 
 
-def _is_lrn(layer):
+def is_lrn(layer):
     return hasattr(layer, "norm_region") and hasattr(layer, "alpha")
 
 
-def _name(value, enum):
+def enum_name(value, enum):
     """An enum attribute as its name ("MAX"), whether given as str or int."""
     return value if isinstance(value, str) else enum.Name(value)
 
 
 # -- multiply-accumulates -----------------------------------------------------
 def _macs(layer, bottoms, tops):
-    if _is_conv_like(layer) and layer.blobs:
+    if is_conv_like(layer) and layer.blobs:
         weights = layer.blobs[0].count
         n_sp = layer.num_spatial_axes
         total = 0
         for bottom, top in zip(bottoms, tops):
-            spatial = bottom.shape if _is_deconv(layer) else top.shape
+            spatial = bottom.shape if is_deconv(layer) else top.shape
             outer = math.prod(top.shape[:top.num_axes - n_sp - 1])
             total += outer * weights * math.prod(spatial[len(spatial) - n_sp:])
         return total
-    if _is_inner_product(layer) and layer.blobs and tops:
+    if is_inner_product(layer) and layer.blobs and tops:
         rows = tops[0].count // layer.num_output if layer.num_output else 0
         return rows * layer.blobs[0].count
     return 0
@@ -572,15 +573,15 @@ def _macs(layer, bottoms, tops):
 def _formula(name, layer, bottoms, tops):
     if not bottoms or not tops:
         return ""
-    if _is_pooling(layer):
+    if is_pooling(layer):
         return _pooling_formula(name, layer, bottoms[0], tops[0])
-    if _is_conv_like(layer):
-        if _is_deconv(layer):
+    if is_conv_like(layer):
+        if is_deconv(layer):
             return _deconv_formula(name, layer, bottoms, tops)
         return _conv_formula(name, layer, bottoms, tops)
-    if _is_inner_product(layer):
+    if is_inner_product(layer):
         return _ip_formula(name, layer, bottoms[0], tops[0])
-    if _is_lrn(layer):
+    if is_lrn(layer):
         return _lrn_formula(name, layer, tops[0])
     kind = layer.type
     if kind == "Concat":
@@ -710,8 +711,8 @@ def _deconv_formula(name, layer, bottoms, tops):
 
 
 def _pooling_formula(name, layer, bottom, top):
-    method = _name(layer.method, caffe_pb2.PoolingParameter.PoolMethod)
-    mode = _name(layer.round_mode, caffe_pb2.PoolingParameter.RoundMode)
+    method = enum_name(layer.method, caffe_pb2.PoolingParameter.PoolMethod)
+    mode = enum_name(layer.round_mode, caffe_pb2.PoolingParameter.RoundMode)
     k, s, p = layer.kernel_shape, layer.stride, layer.pad
     sizes_in = bottom.shape[2:]
     sizes_out = top.shape[2:]
@@ -787,7 +788,7 @@ def _ip_formula(name, layer, bottom, top):
 
 
 def _lrn_formula(name, layer, top):
-    region = _name(layer.norm_region, caffe_pb2.LRNParameter.NormRegion)
+    region = enum_name(layer.norm_region, caffe_pb2.LRNParameter.NormRegion)
     n, alpha, beta, k = layer.size, layer.alpha, layer.beta, layer.k
     half = (n - 1) // 2
     if region == "ACROSS_CHANNELS":
@@ -859,19 +860,19 @@ def _propagate_rf(layer, bottoms, bottom_blobs, tops, top_blobs, blob_rf):
     from ..layers.neuron.neuron import NeuronLayer
     n = len(tops)
 
-    window = _window_geometry(layer)
+    window = window_geometry(layer)
     if window is not None:
-        if _is_pooling(layer) and layer.global_pooling:
+        if is_pooling(layer) and layer.global_pooling:
             return [_whole(present[0])] * n, False
         out = [None if r is None else _window_rf(window, r)
                for r in known[:n]]
         unknown = any(o is None and r is not None for o, r in zip(out, known))
         return out, unknown
-    if _is_inner_product(layer) or isinstance(layer, LossLayer) or kind in (
+    if is_inner_product(layer) or isinstance(layer, LossLayer) or kind in (
             "Accuracy", "SoftmaxWithLoss", "SPP"):
         return [_whole(_merge(present))] * n, False
-    if _is_lrn(layer):
-        region = _name(layer.norm_region, caffe_pb2.LRNParameter.NormRegion)
+    if is_lrn(layer):
+        region = enum_name(layer.norm_region, caffe_pb2.LRNParameter.NormRegion)
         if region == "ACROSS_CHANNELS":
             return [_merge(present)] * n, False
         r = present[0]
@@ -965,14 +966,14 @@ def _merge(rfs):
     return ReceptiveField(first.input, size, jump, whole, first.extent)
 
 
-def _window_geometry(layer):
+def window_geometry(layer):
     """(kernel, stride, dilation, transposed) of a sliding-window layer:
     Convolution, Deconvolution, Pooling, Im2col; None for other layers."""
-    if _is_conv_like(layer) or _is_pooling(layer):
+    if is_conv_like(layer) or is_pooling(layer):
         n_sp = len(layer.kernel_shape)
         return (layer.kernel_shape, layer.stride,
                 getattr(layer, "dilation", (1,) * n_sp),
-                _is_conv_like(layer) and _is_deconv(layer))
+                is_conv_like(layer) and is_deconv(layer))
     geometry = getattr(layer, "geometry", None)
     if layer.type == "Im2col" and geometry is not None:
         return (geometry.kernel_shape, geometry.stride, geometry.dilation,

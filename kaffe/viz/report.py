@@ -46,9 +46,9 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import KaffeConfigError, KaffeShapeError
-from .explain import (_is_conv_like, _is_deconv, _is_inner_product, _is_lrn,
-                      _is_pooling, _name, _window_geometry, explain_net,
-                      replace_data_layers, TEST)
+from .explain import (TEST, enum_name, explain_net, is_conv_like, is_deconv,
+                      is_inner_product, is_lrn, is_pooling, replace_data_layers,
+                      window_geometry)
 
 # Palette indices of the one-channel pictures (see the module docstring).
 ZERO_INDEX = 126            # value 0; 0 … 252 are values −scale … +scale
@@ -379,8 +379,8 @@ def build_report(prototxt, phase=TEST, weights=None, shapes=None, images=(),
     """
     from ..core.net import Net
     from ..proto.io import load_net
-    from .explain import _phase_value
-    phase = _phase_value(phase)
+    from .explain import phase_value
+    phase = phase_value(phase)
     param, source = load_net(prototxt)
     param.state.phase = phase
     param.state.level = level
@@ -701,7 +701,7 @@ def _is_auto_split(name, kind, tops):
 
 def _summary(layer, kind):
     """The key numbers of a layer in a few characters: '5×5 /2 · 64'."""
-    if _is_conv_like(layer):
+    if is_conv_like(layer):
         k, s, p = layer.kernel_shape, layer.stride, layer.pad
         text = "×".join(str(v) for v in k)
         if any(v != 1 for v in s):
@@ -712,21 +712,21 @@ def _summary(layer, kind):
         if layer.group > 1:
             text += f" · group {layer.group}"
         return text
-    if _is_pooling(layer):
-        method = _name(layer.method, _pool_enum())
+    if is_pooling(layer):
+        method = enum_name(layer.method, _pool_enum())
         if layer.global_pooling:
             return f"global {method}"
         text = f"{method} " + "×".join(str(v) for v in layer.kernel_shape)
         if any(v != 1 for v in layer.stride):
             text += " /" + _uniform_text(layer.stride)
         return text
-    if _is_inner_product(layer):
+    if is_inner_product(layer):
         return f"→ {layer.num_output}"
     if kind == "Eltwise":
         from ..proto import caffe_pb2
         return caffe_pb2.EltwiseParameter.EltwiseOp.Name(
             layer.layer_param.eltwise_param.operation)
-    if _is_lrn(layer):
+    if is_lrn(layer):
         return f"size {layer.size}"
     return ""
 
@@ -795,7 +795,7 @@ def _top_centre(layer, row, bottom_centres, r):
         return None
     if not row.bottom:
         return tuple(0.0 for _ in r.size)
-    window = _window_geometry(layer)
+    window = window_geometry(layer)
     base = next((c for c in bottom_centres if c is not None), None)
     if base is None:
         return None
@@ -813,7 +813,7 @@ def _top_centre(layer, row, bottom_centres, r):
             else:
                 out.append(base[a] + jump[a] * (reach - pad[a]))
         return tuple(out)
-    if _is_lrn(layer) or len(base) != len(r.size):
+    if is_lrn(layer) or len(base) != len(r.size):
         return base if len(base) == len(r.size) else None
     offsets = getattr(layer, "offsets", None)
     if row.type == "Crop" and offsets is not None:
@@ -874,14 +874,14 @@ def field_rect(field_, rows, cols):
 def _window(layer, row, sources, net):
     if not row.bottom:
         return None
-    geometry = _window_geometry(layer)
+    geometry = window_geometry(layer)
     rf = [r for r in row.receptive_field if r is not None]
     if geometry is not None:
         k, s, d, transposed = geometry
-        if _is_pooling(layer) and layer.global_pooling:
+        if is_pooling(layer) and layer.global_pooling:
             return Window("whole", sources, channels="same")
         pad = _pad_of(layer) or (0,) * len(k)
-        if _is_conv_like(layer):
+        if is_conv_like(layer):
             if transposed:
                 channels = "group"
                 return Window("window", sources, channels, tuple(k),
@@ -895,11 +895,11 @@ def _window(layer, row, sources, net):
                           out_per_group=layer.num_output // layer.group)
         return Window("window", sources, "same", tuple(k), tuple(s), pad,
                       tuple(d))
-    if _is_inner_product(layer) or (rf and rf[0].whole_input and
+    if is_inner_product(layer) or (rf and rf[0].whole_input and
                                     rf[0].jump is None):
         return Window("whole", sources)
-    if _is_lrn(layer):
-        region = _name(layer.norm_region, _lrn_enum())
+    if is_lrn(layer):
+        region = enum_name(layer.norm_region, _lrn_enum())
         if region == "ACROSS_CHANNELS":
             return Window("same", sources, "near",
                           half=(layer.size - 1) // 2)
@@ -928,7 +928,7 @@ def _lrn_enum():
 # -- parameters and filters ---------------------------------------------------
 def _param_names(layer, kind, count):
     if kind in ("Convolution", "Deconvolution", "InnerProduct", "Embed") or \
-            _is_conv_like(layer) or _is_inner_product(layer):
+            is_conv_like(layer) or is_inner_product(layer):
         names = ["weights", "bias"]
     elif kind == "BatchNorm":
         names = ["running mean (÷ factor)", "running variance (÷ factor)",
@@ -954,14 +954,14 @@ def _filters(layer, budget, preprocess, image_input, row):
     if not layer.blobs:
         return None
     weights = np.asarray(layer.blobs[0].data, dtype=np.float64)
-    if _is_conv_like(layer) and weights.ndim == 4:
-        colour = (weights.shape[1] == 3 and not _is_deconv(layer)
+    if is_conv_like(layer) and weights.ndim == 4:
+        colour = (weights.shape[1] == 3 and not is_deconv(layer)
                   and layer.group == 1 and row.bottom
                   and row.bottom[0] == image_input)
         if colour:
             return colour_filters(weights, preprocess.channel_swap, budget)
-        return filter_grid(weights, layer.group, _is_deconv(layer), budget)
-    if _is_inner_product(layer) and weights.ndim == 2:
+        return filter_grid(weights, layer.group, is_deconv(layer), budget)
+    if is_inner_product(layer) and weights.ndim == 2:
         if getattr(layer, "transpose", False):
             weights = weights.T
         return weight_heatmap(weights, budget)
