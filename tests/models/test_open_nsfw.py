@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import kaffe
+from kaffe.testing.parity import opencv_net
 from kaffe.tools import cli
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "models" / "open_nsfw"
@@ -84,13 +85,10 @@ def kaffe_checkpoints(net, x):
 
 
 def test_prob_and_intermediate_blobs_match_opencv(net):
-    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
+    pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
     x = synthetic_images(2)
     ours = kaffe_checkpoints(net, x)
-    reference = cv2.dnn.readNetFromCaffe(str(PROTOTXT), str(WEIGHTS))
-    reference.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reference.enableFusion(False)
-    reference.setInput(x)
+    reference = opencv_net(PROTOTXT, WEIGHTS, {"data": x})
     theirs = dict(zip(CHECKPOINTS, reference.forward(CHECKPOINTS)))
     for layer in CHECKPOINTS:
         a, b = ours[layer], theirs[layer].reshape(ours[layer].shape)

@@ -7,7 +7,7 @@ named layer's output must match kaffe's blob.
 import numpy as np
 import pytest
 
-import kaffe
+from kaffe.testing.parity import assert_close, opencv_net, saved_random_net
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
 
@@ -80,14 +80,7 @@ layer {{ name: "prob" type: "Softmax" bottom: "ip" top: "prob" }}
 
 def build(tmp_path, key):
     n, c, h, w, body = NETS[key]
-    text = HEAD.format(n=n, c=c, h=h, w=w) + body
-    prototxt = tmp_path / f"{key}.prototxt"
-    prototxt.write_text(text)
-    kaffe.set_random_seed(7)
-    net = kaffe.Net(str(prototxt), kaffe.TEST)
-    weights = tmp_path / f"{key}.caffemodel"
-    net.save(str(weights))
-    return net, str(prototxt), str(weights)
+    return saved_random_net(tmp_path, key, HEAD.format(n=n, c=c, h=h, w=w) + body)
 
 
 @pytest.mark.parametrize("key", sorted(NETS))
@@ -97,18 +90,9 @@ def test_forward_matches_opencv(tmp_path, key):
     x = rng.standard_normal(net.blobs["data"].shape).astype(np.float32)
     net.blobs["data"].data[...] = x
     net.forward()
-    reference = cv2.dnn.readNetFromCaffe(prototxt, weights)
-    reference.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reference.enableFusion(False)
-    reference.setInput(x, "data")
+    reference = opencv_net(prototxt, weights, {"data": x})
     names = [name for name in net._layer_names if name != "data" and name in net.blobs
              and name != "drop"]
     outputs = reference.forward(names)
     for name, expected in zip(names, outputs):
-        ours = net.blobs[name].data
-        assert ours.shape == tuple(expected.shape) or ours.size == expected.size, name
-        # float32 sums in a different order: allow rounding noise relative to
-        # the blob's scale (elements near zero suffer cancellation).
-        scale = max(1.0, float(np.abs(expected).max()))
-        np.testing.assert_allclose(ours.reshape(expected.shape), expected, rtol=1e-4,
-                                   atol=1e-5 * scale, err_msg=f"layer {name}")
+        assert_close(net.blobs[name].data, expected, f"layer {name}")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import kaffe
+from kaffe.testing.parity import assert_close, opencv_net
 from kaffe.proto import caffe_pb2
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
@@ -77,16 +78,11 @@ def test_neuron_layers_match_opencv(tmp_path):
          * 2).astype(np.float32)
     net.blobs["data"].data[...] = x
     net.forward()
-    reference = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
-    reference.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reference.enableFusion(False)
-    reference.setInput(x, "data")
+    reference = opencv_net(prototxt, weights, {"data": x})
     names = [name for name in net._layer_names
              if name != "data" and name in net.blobs]
     outputs = reference.forward(names)
     for name, expected in zip(names, outputs):
         ours = net.blobs[name].data
         assert ours.shape == tuple(expected.shape), name
-        scale = max(1.0, float(np.abs(expected).max()))
-        np.testing.assert_allclose(ours, expected, rtol=1e-4,
-                                   atol=1e-5 * scale, err_msg=f"layer {name}")
+        assert_close(ours, expected, f"layer {name}")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import kaffe
+from kaffe.testing.parity import assert_close, opencv_net
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
 
@@ -115,9 +116,7 @@ def final_writers(net):
 @pytest.mark.parametrize("key", sorted(NETS))
 def test_forward_matches_opencv(tmp_path, key):
     net, prototxt, weights = build(tmp_path, key)
-    reference = cv2.dnn.readNetFromCaffe(prototxt, weights)
-    reference.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reference.enableFusion(False)
+    reference = opencv_net(prototxt, weights)
     rng = np.random.default_rng(11)
     for name in net.inputs:
         x = rng.standard_normal(net.blobs[name].shape).astype(np.float32)
@@ -132,9 +131,7 @@ def test_forward_matches_opencv(tmp_path, key):
             expected = blobs[i]
             ours = net.blobs[top].data
             assert ours.shape == tuple(expected.shape), (layer, top)
-            scale = max(1.0, float(np.abs(expected).max()))
-            np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5 * scale,
-                                       err_msg=f"layer {layer}, top {top}")
+            assert_close(ours, expected, f"layer {layer}, top {top}")
 
 
 def test_batch_norm_statistics_reach_the_caffemodel(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import kaffe
+from kaffe.testing.parity import assert_close, opencv_net
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (test extra) "
                                         "not installed")
@@ -45,20 +46,7 @@ def run_kaffe(tmp_path, key, text, inputs, weights=None):
 
 
 def run_opencv(prototxt, caffemodel, inputs, names):
-    net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
-    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    net.enableFusion(False)
-    for name, value in inputs.items():
-        net.setInput(value, name)
-    return net.forward(names)
-
-
-def assert_close(ours, expected, name):
-    scale = max(1.0, float(np.abs(expected).max()))
-    assert ours.size == expected.size, name
-    np.testing.assert_allclose(ours.reshape(expected.shape), expected,
-                               rtol=1e-4, atol=1e-5 * scale,
-                               err_msg=f"layer {name}")
+    return opencv_net(prototxt, caffemodel, inputs).forward(names)
 
 
 def data(shape, seed=11):

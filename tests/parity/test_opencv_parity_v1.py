@@ -13,6 +13,7 @@ import pytest
 from google.protobuf import text_format
 
 import kaffe
+from kaffe.testing.parity import assert_close, opencv_net
 from kaffe.proto import caffe_pb2
 
 V1_PROTOTXT = """
@@ -74,14 +75,12 @@ def write_files(tmp_path, double=False):
 
 
 def test_v1_prototxt_and_weights_match_opencv(tmp_path):
-    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
+    pytest.importorskip("cv2", reason="opencv-python-headless (test extra) not installed")
     prototxt, weights, values = write_files(tmp_path)
     net = kaffe.Net(prototxt, kaffe.TEST, weights=weights)
     assert net.inputs == ["data"]
     assert [layer.type for layer in net.layers][:3] == ["Input", "Convolution", "ReLU"]
-    reference = cv2.dnn.readNetFromCaffe(prototxt, weights)
-    reference.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reference.enableFusion(False)
+    reference = opencv_net(prototxt, weights)
 
     # The same parameter blobs (OpenCV keeps a bias as 1×N: compare values).
     for name, expected in values.items():
@@ -104,11 +103,7 @@ def test_v1_prototxt_and_weights_match_opencv(tmp_path):
                    "conv2": "relu2", "pool2": "pool2", "ip1": "drop1", "prob": "prob"}
     outputs = reference.forward(list(last_writer.values()))
     for name, expected in zip(last_writer, outputs):
-        ours = net.blobs[name].data
-        assert ours.size == expected.size, name
-        scale = max(1.0, float(np.abs(expected).max()))
-        np.testing.assert_allclose(ours.reshape(expected.shape), expected, rtol=1e-4,
-                                   atol=1e-5 * scale, err_msg=f"blob {name}")
+        assert_close(net.blobs[name].data, expected, f"blob {name}")
 
 
 def test_double_data_weights_load_as_their_float_form(tmp_path):
