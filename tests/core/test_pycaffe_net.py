@@ -8,30 +8,7 @@ import pytest
 
 import kaffe as caffe
 from kaffe.core.errors import KaffeConfigError
-
-
-def simple_net_file(tmp_path, num_output):
-    """test_net.cpp's simple net, as pycaffe's test writes it."""
-    path = tmp_path / "simple.prototxt"
-    path.write_text("""name: 'testnet' force_backward: true
-    layer { type: 'DummyData' name: 'data' top: 'data' top: 'label'
-      dummy_data_param { num: 5 channels: 2 height: 3 width: 4
-        num: 5 channels: 1 height: 1 width: 1
-        data_filler { type: 'gaussian' std: 1 }
-        data_filler { type: 'constant' } } }
-    layer { type: 'Convolution' name: 'conv' bottom: 'data' top: 'conv'
-      convolution_param { num_output: 11 kernel_size: 2 pad: 3
-        weight_filler { type: 'gaussian' std: 1 }
-        bias_filler { type: 'constant' value: 2 } }
-        param { decay_mult: 1 } param { decay_mult: 0 }
-        }
-    layer { type: 'InnerProduct' name: 'ip' bottom: 'conv' top: 'ip_blob'
-      inner_product_param { num_output: """ + str(num_output) + """
-        weight_filler { type: 'gaussian' std: 2.5 }
-        bias_filler { type: 'constant' value: -3 } } }
-    layer { type: 'SoftmaxWithLoss' name: 'loss' bottom: 'ip_blob' bottom: 'label'
-      top: 'loss' }""")
-    return str(path)
+from kaffe.testing.nets import simple_net_file
 
 
 @pytest.fixture
