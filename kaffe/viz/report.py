@@ -456,7 +456,7 @@ def report_from_net(net, images=(), preprocess=None, budget=None,
     runs = []
     for values, label, synthetic, run_notes in runs_inputs:
         run = _forward(net, values, layers, plans, preprocess, image_input,
-                       label, synthetic, run_notes)
+                       label, synthetic, run_notes, budget)
         run.notes.extend(_first_non_finite(layers, len(runs)))
         runs.append(run)
     graph = layout_graph(layers)
@@ -1204,12 +1204,14 @@ def plan_maps(shape, share, budget):
 
 
 def _forward(net, values, layers, plans, preprocess, image_input, label,
-             synthetic, notes):
+             synthetic, notes, budget):
     """Run the net once; fill every top's MapView for this run."""
     for name, value in values.items():
         net.blobs[name].data[...] = value[None] if \
             net.blobs[name].data.ndim == value.ndim + 1 else value
     by_index = {v.index: v for v in layers}
+    planned = {(v.index, t): tuple(net.blobs[top.name].shape)
+               for v in layers for t, top in enumerate(v.tops)}
 
     def capture(i):
         view = by_index[i]
@@ -1217,8 +1219,14 @@ def _forward(net, values, layers, plans, preprocess, image_input, label,
             return
         for t, top in enumerate(view.tops):
             data = np.asarray(net.blobs[top.name].data)
+            plan = plans[i, t]
+            if data.shape != planned[i, t]:
+                # A top whose size only the forward decides (DetectionOutput):
+                # drawn with the pixels planned for it.
+                plan = plan_maps(data.shape, plan.shown * _tile_area(plan),
+                                 budget)
             top.maps.append(draw_maps(top.name, data[0] if data.ndim else
-                                      data, plans[i, t]))
+                                      data, plan))
 
     net.after_forward(capture)
     try:
