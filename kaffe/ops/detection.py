@@ -255,3 +255,115 @@ def detection_output(loc, conf, priors, *, num_classes, share_location,
         out[0, 0, :, 0] = np.arange(num)
         return out
     return np.array(rows, dtype=F32).reshape(1, 1, len(rows), 7)
+
+
+# -- Faster R-CNN's region proposals (rbgirshick/py-faster-rcnn, lib/rpn) ----
+
+def generate_anchors(base_size, ratios, scales):
+    """py-faster-rcnn's anchors (A, 4), float64: per ratio r (area kept,
+    sides rounded) and then per scale s, boxes centred on the
+    base_size × base_size cell at the origin, corners inclusive."""
+    base = np.array([0, 0, base_size - 1, base_size - 1], dtype=np.float64)
+
+    def whctrs(anchor):
+        w = anchor[2] - anchor[0] + 1
+        h = anchor[3] - anchor[1] + 1
+        return w, h, anchor[0] + 0.5 * (w - 1), anchor[1] + 0.5 * (h - 1)
+
+    def make(ws, hs, cx, cy):
+        ws, hs = ws[:, None], hs[:, None]
+        return np.hstack((cx - 0.5 * (ws - 1), cy - 0.5 * (hs - 1),
+                          cx + 0.5 * (ws - 1), cy + 0.5 * (hs - 1)))
+
+    w, h, cx, cy = whctrs(base)
+    ratios = np.asarray(ratios, dtype=np.float64)
+    ws = np.round(np.sqrt(w * h / ratios))
+    hs = np.round(ws * ratios)
+    out = []
+    for anchor in make(ws, hs, cx, cy):
+        w, h, cx, cy = whctrs(anchor)
+        scales = np.asarray(scales, dtype=np.float64)
+        out.append(make(w * scales, h * scales, cx, cy))
+    return np.vstack(out)
+
+
+def rpn_proposals(scores, deltas, im_info, anchors, feat_stride, min_size,
+                  pre_nms_topn, post_nms_topn, nms_thresh):
+    """py-faster-rcnn's ProposalLayer.forward for one image.
+
+    Args:
+        scores: (A, H, W) foreground scores.
+        deltas: (4A, H, W) box deltas.
+        im_info: (height, width, scale) of the network input.
+        anchors: (A, 4) from :func:`generate_anchors`.
+    Returns:
+        (boxes (R, 4), scores (R,)), float32: anchors shifted to every cell,
+        moved by the deltas, clipped to the image, boxes smaller than
+        min_size · scale dropped, the best pre_nms_topn (if > 0) kept, then
+        NMS (IoU > nms_thresh suppressed, sides counted +1), then the first
+        post_nms_topn (if > 0).
+    """
+    num_anchors, height, width = scores.shape
+    shift_x, shift_y = np.meshgrid(np.arange(width) * feat_stride,
+                                   np.arange(height) * feat_stride)
+    shifts = np.stack([shift_x.ravel(), shift_y.ravel(),
+                       shift_x.ravel(), shift_y.ravel()], axis=1)
+    all_anchors = (anchors[None, :, :] + shifts[:, None, :]).reshape(-1, 4)
+    dtype = deltas.dtype
+    deltas = deltas.transpose(1, 2, 0).reshape(-1, 4)
+    scores = scores.transpose(1, 2, 0).reshape(-1)
+    boxes = all_anchors.astype(dtype)
+    widths = boxes[:, 2] - boxes[:, 0] + dtype.type(1.0)
+    heights = boxes[:, 3] - boxes[:, 1] + dtype.type(1.0)
+    ctr_x = boxes[:, 0] + dtype.type(0.5) * widths
+    ctr_y = boxes[:, 1] + dtype.type(0.5) * heights
+    pred_cx = deltas[:, 0] * widths + ctr_x
+    pred_cy = deltas[:, 1] * heights + ctr_y
+    pred_w = np.exp(deltas[:, 2]) * widths
+    pred_h = np.exp(deltas[:, 3]) * heights
+    half = dtype.type(0.5)
+    proposals = np.stack([pred_cx - half * pred_w, pred_cy - half * pred_h,
+                          pred_cx + half * pred_w, pred_cy + half * pred_h],
+                         axis=1)
+    im_h, im_w, im_scale = (dtype.type(v) for v in im_info[:3])
+    proposals[:, 0::2] = np.maximum(np.minimum(proposals[:, 0::2],
+                                               im_w - 1), 0)
+    proposals[:, 1::2] = np.maximum(np.minimum(proposals[:, 1::2],
+                                               im_h - 1), 0)
+    ws = proposals[:, 2] - proposals[:, 0] + 1
+    hs = proposals[:, 3] - proposals[:, 1] + 1
+    limit = min_size * im_scale
+    keep = np.where((ws >= limit) & (hs >= limit))[0]
+    proposals, scores = proposals[keep], scores[keep]
+    order = scores.ravel().argsort()[::-1]
+    if pre_nms_topn > 0:
+        order = order[:pre_nms_topn]
+    proposals, scores = proposals[order], scores[order]
+    keep = _rcnn_nms(proposals.astype(np.float32), scores.astype(np.float32),
+                     nms_thresh)
+    if post_nms_topn > 0:
+        keep = keep[:post_nms_topn]
+    return proposals[keep].astype(F32), scores[keep].astype(F32)
+
+
+def _rcnn_nms(boxes, scores, threshold):
+    """Greedy NMS with pixel-inclusive areas ((x2 − x1 + 1)·(y2 − y1 + 1)),
+    float32: a box is dropped when its IoU with a kept one is > threshold
+    (py-faster-rcnn's nms kernels)."""
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = scores.argsort()[::-1]
+    threshold = F32(threshold)
+    keep = []
+    while order.size > 0:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(F32(0), np.minimum(x2[i], x2[rest])
+                       - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(F32(0), np.minimum(y2[i], y2[rest])
+                       - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        overlap = inter / (areas[i] + areas[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.array(keep, dtype=np.int64)
