@@ -24,9 +24,12 @@ class NormalizeLayer(Layer):
     Blobs: [0] the scale s, shape () if channel_shared else (C,).
     Shape: bottom (N, C, H, W) (or (N, C)) → top of the same shape; may run
     in place (the input is then kept for backward).
-    Backward: dx = s/‖x‖ · (dy − x · (Σ x·dy) / ‖x‖²), sums over the
+    Backward: dx = (s·dy − x · Σ(x·s·dy) / ‖x‖²) / ‖x‖, sums over the
     normalised group; ds += Σ y·dy / s (the fork's form, per channel if not
-    shared).
+    shared). With one shared scale this is the fork's formula; with a scale
+    per channel the fork leaves s out of the sum (Σ x·dy, then · s), which
+    is not the derivative of its forward: kaffe computes the exact gradient
+    (the gradient checks hold it to it).
     """
 
     exact_num_bottom_blobs = 1
@@ -115,9 +118,9 @@ class NormalizeLayer(Layer):
                                        / self.blobs[0].data)
         if propagate_down[0]:
             axes = (1, 2) if self.across_spatial else 1
-            dot = (x3 * dy).sum(axis=axes, keepdims=True)
-            grad = (dy - x3 * (dot / (norm * norm))) / norm
-            grad *= self._scale()
+            scaled = dy * self._scale()
+            dot = (x3 * scaled).sum(axis=axes, keepdims=True)
+            grad = (scaled - x3 * (dot / (norm * norm))) / norm
             self._view(bottom[0].diff, bottom[0])[...] = grad
 
     def explain(self, bottoms, tops):
