@@ -23,8 +23,9 @@ from collections import OrderedDict
 import numpy as np
 
 from ..proto import caffe_pb2
+from ..errors import KaffeConfigError, KaffeShapeError
 from .blob import Blob
-from .errors import KaffeConfigError, KaffeShapeError
+from .graph import build_graph, inserted_layers, node_not_found
 from .registry import create_layer
 
 log = logging.getLogger("kaffe")
@@ -95,6 +96,8 @@ class Net:
         self.phase = in_param.state.phase
         filtered, lines = filter_net(in_param, self._source)
         param, lines = insert_splits(filtered, lines, self._source.path)
+        self._inserted = inserted_layers(filtered, param)
+        self._graph = None
         self.name = param.name
         self.debug_info = param.debug_info
         self.layers = []
@@ -236,6 +239,8 @@ class Net:
         self._share_weights()
         self._blob_dict = OrderedDict(zip(self._blob_names, self._blobs))
         self._layer_dict = OrderedDict(zip(self._layer_names, self.layers))
+        self._layer_index_of = {name: i for i, name in
+                                reversed(list(enumerate(self._layer_names)))}
         log.info("Network initialization done.")
 
     def _new_blob(self, name):
@@ -388,6 +393,18 @@ class Net:
             for run in self._after_backward:
                 run(i)
 
+    def forward_from_to(self, start, end):
+        """Run layers ``start`` .. ``end`` (indices, inclusive) forward on
+        the blobs as they are; return the weighted loss (Caffe's
+        ForwardFromTo; ``forward_from_to(0, len(net.layers) - 1)`` is its
+        Forward)."""
+        return self._forward(start, end)
+
+    def backward_from_to(self, start, end):
+        """Run layers ``start`` down to ``end`` (indices, inclusive)
+        backward (Caffe's BackwardFromTo)."""
+        self._backward(start, end)
+
     def before_forward(self, run):
         """Call ``run(i)`` before layer ``i`` runs forward (pycaffe's hook)."""
         self._before_forward.append(run)
@@ -404,6 +421,14 @@ class Net:
     def after_backward(self, run):
         """Call ``run(i)`` after layer ``i``'s turn in backward."""
         self._after_backward.append(run)
+
+    def remove_hook(self, run):
+        """Stop calling ``run``, registered with before_forward,
+        after_forward, before_backward or after_backward."""
+        for hooks in (self._before_forward, self._after_forward,
+                      self._before_backward, self._after_backward):
+            while run in hooks:
+                hooks.remove(run)
 
     def forward_backward(self):
         """Forward then backward over the whole net; return the loss."""
@@ -724,6 +749,28 @@ class Net:
         """Write the weights as a binary .caffemodel (atomically)."""
         from ..proto.io import write_binary
         write_binary(self.to_proto(write_diff), path)
+
+    # -- the public graph (kaffe.core.graph) ----------------------------------
+    @property
+    def graph(self):
+        """Tuple of :class:`~kaffe.core.graph.LayerNode`, one per layer in
+        execution order (kaffe's inserted Split layers included)."""
+        key = tuple(id(layer.geometry) for layer in self.layers)
+        if self._graph is None or self._graph[0] != key:
+            self._graph = (key, build_graph(self))
+        return self._graph[1]
+
+    def node(self, name):
+        """The :class:`~kaffe.core.graph.LayerNode` of layer ``name``."""
+        index = self._layer_index_of.get(name)
+        if index is None:
+            raise node_not_found(name, self._layer_names)
+        return self.graph[index]
+
+    def blob_shapes(self):
+        """{blob name: shape tuple} for every blob, as they are now."""
+        return OrderedDict((name, tuple(blob.shape))
+                           for name, blob in self._blob_dict.items())
 
     # -- pycaffe's views -----------------------------------------------------
     @property

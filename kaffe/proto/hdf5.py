@@ -36,7 +36,7 @@ import os
 
 import numpy as np
 
-from ..core.errors import KaffeError, KaffeFormatError, KaffeShapeError
+from ..errors import KaffeError, KaffeFormatError, KaffeShapeError
 from .io import atomic_path
 
 log = logging.getLogger("kaffe")
@@ -113,7 +113,7 @@ def _write_groups(net, f, write_diff):
 
 
 def _host(array):
-    from ..core.backend import to_numpy
+    from ..backend import to_numpy
     return np.ascontiguousarray(to_numpy(array))
 
 
