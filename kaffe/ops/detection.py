@@ -319,8 +319,9 @@ def rpn_proposals(scores, deltas, im_info, anchors, feat_stride, min_size,
     ctr_y = boxes[:, 1] + dtype.type(0.5) * heights
     pred_cx = deltas[:, 0] * widths + ctr_x
     pred_cy = deltas[:, 1] * heights + ctr_y
-    pred_w = np.exp(deltas[:, 2]) * widths
-    pred_h = np.exp(deltas[:, 3]) * heights
+    with np.errstate(over="ignore"):   # inf, as the fork's NumPy computes
+        pred_w = np.exp(deltas[:, 2]) * widths
+        pred_h = np.exp(deltas[:, 3]) * heights
     half = dtype.type(0.5)
     proposals = np.stack([pred_cx - half * pred_w, pred_cy - half * pred_h,
                           pred_cx + half * pred_w, pred_cy + half * pred_h],
