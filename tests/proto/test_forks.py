@@ -278,7 +278,9 @@ def test_a_real_ssd_caffemodel_reads_its_fork_fields():
         pytest.skip("../shared/models/res10_ssd is not here")
     with open(path, "rb") as f:
         net = caffe_pb2.NetParameter.FromString(f.read())
-    layers = {layer.type: layer for layer in net.layer}
+    layers = {}
+    for layer in net.layer:                 # the first layer of each type
+        layers.setdefault(layer.type, layer)
     # Written by the SSD fork: its training layers are in the file too.
     prior = layers["PriorBox"].prior_box_param
     assert list(prior.min_size) == [30] and prior.step == 8
