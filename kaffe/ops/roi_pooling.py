@@ -25,6 +25,14 @@ def _roi_bins(start, length, pooled, dtype):
             np.ceil((i + 1) * bin_size).astype(np.int64) + start)
 
 
+def _window_index(starts, ends, pad):
+    """(K, longest) indices of K windows [start, end), each padded with the
+    index ``pad`` (a sentinel row or column) to the longest length."""
+    longest = int((ends - starts).max())
+    index = starts[:, None] + np.arange(longest)[None, :]
+    return np.where(index < ends[:, None], index, pad)
+
+
 def roi_pool_forward(x, rois, pooled_h, pooled_w, spatial_scale):
     """Max over each bin of each region: (top, argmax).
 
@@ -34,7 +42,8 @@ def roi_pool_forward(x, rois, pooled_h, pooled_w, spatial_scale):
     Returns:
         top (R, C, pooled_h, pooled_w) — 0 for an empty bin — and argmax,
         the flat h · W + w index in the region's image and channel of each
-        maximum (the first in row-major order), -1 for an empty bin.
+        maximum (the first in row-major order, as the fork's scan with a
+        strict > finds it), -1 for an empty bin.
     """
     n, c, h, w = x.shape
     dtype = x.dtype
@@ -44,24 +53,42 @@ def roi_pool_forward(x, rois, pooled_h, pooled_w, spatial_scale):
     for r, roi in enumerate(rois.astype(dtype, copy=False)):
         b = int(roi[0])
         x1, y1, x2, y2 = (int(round_half_away(v * scale)) for v in roi[1:5])
-        roi_h = max(y2 - y1 + 1, 1)
-        roi_w = max(x2 - x1 + 1, 1)
-        hs, he = _roi_bins(y1, roi_h, pooled_h, dtype)
-        ws, we = _roi_bins(x1, roi_w, pooled_w, dtype)
+        hs, he = _roi_bins(y1, max(y2 - y1 + 1, 1), pooled_h, dtype)
+        ws, we = _roi_bins(x1, max(x2 - x1 + 1, 1), pooled_w, dtype)
         hs, he = np.clip(hs, 0, h), np.clip(he, 0, h)
         ws, we = np.clip(ws, 0, w), np.clip(we, 0, w)
-        image = x[b]
-        for ph in range(pooled_h):
-            for pw in range(pooled_w):
-                if he[ph] <= hs[ph] or we[pw] <= ws[pw]:
-                    continue
-                window = image[:, hs[ph]:he[ph], ws[pw]:we[pw]]
-                flat = window.reshape(c, -1)
-                best = flat.argmax(axis=1)
-                top[r, :, ph, pw] = flat[np.arange(c), best]
-                bw = we[pw] - ws[pw]
-                argmax[r, :, ph, pw] = ((hs[ph] + best // bw) * w
-                                        + ws[pw] + best % bw)
+        rows = np.flatnonzero(he > hs)
+        cols = np.flatnonzero(we > ws)
+        if not rows.size or not cols.size:
+            continue
+        r0, r1 = hs[rows].min(), he[rows].max()
+        c0, c1 = ws[cols].min(), we[cols].max()
+        region = x[b, :, r0:r1, c0:c1]
+        # Separable: the max over each bin's columns, row by row (first
+        # column on ties), then over its rows (first row on ties): the
+        # row-major first maximum. Bins are gathered into equal-length
+        # windows padded with a -inf row/column.
+        col_index = _window_index(ws[cols] - c0, we[cols] - c0, c1 - c0)
+        padded = np.concatenate(
+            [region, np.full(region.shape[:2] + (1,), -np.inf, dtype)], 2)
+        windows = padded[:, :, col_index]            # (C, rows, J, bw)
+        col_best = windows.argmax(axis=3)            # (C, rows, J)
+        col_max = np.take_along_axis(windows, col_best[..., None],
+                                     axis=3)[..., 0]
+        row_index = _window_index(hs[rows] - r0, he[rows] - r0, r1 - r0)
+        col_max = np.concatenate(
+            [col_max, np.full((c, 1, len(cols)), -np.inf, dtype)], 1)
+        windows = col_max[:, row_index]              # (C, I, bh, J)
+        row_best = windows.argmax(axis=2)            # (C, I, J)
+        best = np.take_along_axis(windows, row_best[:, :, None],
+                                  axis=2)[:, :, 0]
+        row = row_index[np.arange(len(rows))[None, :, None], row_best]
+        col = np.take_along_axis(
+            np.concatenate([col_best, np.zeros((c, 1, len(cols)), int)], 1),
+            row, axis=1)
+        top[r][:, rows[:, None], cols[None, :]] = best
+        argmax[r][:, rows[:, None], cols[None, :]] = (
+            (row + r0) * w + col + ws[cols][None, None, :])
     return top, argmax
 
 
