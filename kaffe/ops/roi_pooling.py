@@ -107,70 +107,79 @@ def roi_pool_backward(dy, argmax, rois, x_shape):
     return dx.reshape(x_shape)
 
 
-def psroi_bins(roi, spatial_scale, group_size, height, width, dtype):
-    """R-FCN's bins of one region: (hstart, hend, wstart, wend) arrays of
-    ``group_size`` entries, clipped to the feature map."""
+def psroi_bins(rois, spatial_scale, group_size, height, width, dtype):
+    """R-FCN's bins of every region: (hstart, hend, wstart, wend), each
+    (R, group_size), clipped to the feature map."""
     scale = dtype.type(spatial_scale)
-    rounded = round_half_away(roi[1:5].astype(dtype))
-    start_w = dtype.type(rounded[0]) * scale
-    start_h = dtype.type(rounded[1]) * scale
-    end_w = dtype.type(rounded[2] + 1.0) * scale
-    end_h = dtype.type(rounded[3] + 1.0) * scale
-    roi_w = max(end_w - start_w, dtype.type(0.1))
-    roi_h = max(end_h - start_h, dtype.type(0.1))
-    bin_h = roi_h / dtype.type(group_size)
-    bin_w = roi_w / dtype.type(group_size)
-    i = np.arange(group_size, dtype=dtype)
-    hs = np.floor(i * bin_h + start_h).astype(np.int64)
-    he = np.ceil((i + 1) * bin_h + start_h).astype(np.int64)
-    ws = np.floor(i * bin_w + start_w).astype(np.int64)
-    we = np.ceil((i + 1) * bin_w + start_w).astype(np.int64)
+    rounded = round_half_away(rois[:, 1:5].astype(dtype))
+    start_w = rounded[:, 0].astype(dtype) * scale
+    start_h = rounded[:, 1].astype(dtype) * scale
+    end_w = (rounded[:, 2] + dtype.type(1.0)).astype(dtype) * scale
+    end_h = (rounded[:, 3] + dtype.type(1.0)).astype(dtype) * scale
+    roi_w = np.maximum(end_w - start_w, dtype.type(0.1))
+    roi_h = np.maximum(end_h - start_h, dtype.type(0.1))
+    bin_h = (roi_h / dtype.type(group_size))[:, None]
+    bin_w = (roi_w / dtype.type(group_size))[:, None]
+    i = np.arange(group_size, dtype=dtype)[None, :]
+    hs = np.floor(i * bin_h + start_h[:, None]).astype(np.int64)
+    he = np.ceil((i + 1) * bin_h + start_h[:, None]).astype(np.int64)
+    ws = np.floor(i * bin_w + start_w[:, None]).astype(np.int64)
+    we = np.ceil((i + 1) * bin_w + start_w[:, None]).astype(np.int64)
     return (np.clip(hs, 0, height), np.clip(he, 0, height),
             np.clip(ws, 0, width), np.clip(we, 0, width))
 
 
+def _psroi_index(rois, x_shape, spatial_scale, output_dim, group_size,
+                 dtype):
+    """Per (region, output channel, gh, gw): the image, the input channel,
+    the bin's corners (broadcast to that shape) and its area."""
+    n, c, h, w = x_shape
+    g = group_size
+    hs, he, ws, we = psroi_bins(rois, spatial_scale, g, h, w, dtype)
+    shape = (len(rois), output_dim, g, g)
+    image = np.broadcast_to(rois[:, 0].astype(np.int64)[:, None, None, None],
+                            shape)
+    channel = np.broadcast_to(
+        ((np.arange(output_dim)[:, None, None] * g
+          + np.arange(g)[None, :, None]) * g
+         + np.arange(g)[None, None, :])[None], shape)
+    hs, he = (np.broadcast_to(a[:, None, :, None], shape) for a in (hs, he))
+    ws, we = (np.broadcast_to(a[:, None, None, :], shape) for a in (ws, we))
+    area = np.maximum(he - hs, 0) * np.maximum(we - ws, 0)
+    return image, channel, hs, he, ws, we, area
+
+
 def psroi_pool_forward(x, rois, spatial_scale, output_dim, group_size):
     """Average of bin (gh, gw) of each region, read from channel
-    (ctop · group_size + gh) · group_size + gw: (R, output_dim, G, G)."""
+    (ctop · group_size + gh) · group_size + gw: (R, output_dim, G, G).
+
+    Bin sums come from summed-area tables (in float64), not the fork's
+    element-by-element float sum: the same value up to rounding."""
     n, c, h, w = x.shape
-    g = group_size
     dtype = x.dtype
-    top = np.zeros((rois.shape[0], output_dim, g, g), dtype=dtype)
-    channels = (np.arange(output_dim)[:, None, None] * g
-                + np.arange(g)[None, :, None]) * g + np.arange(g)[None, None, :]
-    for r, roi in enumerate(rois):
-        b = int(roi[0])
-        hs, he, ws, we = psroi_bins(roi, spatial_scale, g, h, w, dtype)
-        for gh in range(g):
-            for gw in range(g):
-                area = (he[gh] - hs[gh]) * (we[gw] - ws[gw])
-                if he[gh] <= hs[gh] or we[gw] <= ws[gw]:
-                    continue
-                window = x[b, channels[:, gh, gw], hs[gh]:he[gh],
-                           ws[gw]:we[gw]]
-                top[r, :, gh, gw] = window.sum(axis=(1, 2)) / dtype.type(area)
-    return top
+    image, channel, hs, he, ws, we, area = _psroi_index(
+        rois, x.shape, spatial_scale, output_dim, group_size, dtype)
+    table = np.zeros((n, c, h + 1, w + 1), dtype=np.float64)
+    np.cumsum(np.cumsum(x, axis=2, dtype=np.float64), axis=3,
+              out=table[:, :, 1:, 1:])
+    total = (table[image, channel, he, we] - table[image, channel, hs, we]
+             - table[image, channel, he, ws] + table[image, channel, hs, ws])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(area > 0, total / np.maximum(area, 1), 0.0)
+    return out.astype(dtype)
 
 
 def psroi_pool_backward(dy, rois, x_shape, spatial_scale, group_size):
     """Each bin's diff, divided by the bin's area, to every input element of
-    the bin."""
+    the bin (added through a 2-D difference table, then integrated)."""
     n, c, h, w = x_shape
-    g = group_size
-    output_dim = dy.shape[1]
     dtype = dy.dtype
-    dx = np.zeros(x_shape, dtype=dtype)
-    channels = (np.arange(output_dim)[:, None, None] * g
-                + np.arange(g)[None, :, None]) * g + np.arange(g)[None, None, :]
-    for r, roi in enumerate(rois):
-        b = int(roi[0])
-        hs, he, ws, we = psroi_bins(roi, spatial_scale, g, h, w, dtype)
-        for gh in range(g):
-            for gw in range(g):
-                if he[gh] <= hs[gh] or we[gw] <= ws[gw]:
-                    continue
-                area = dtype.type((he[gh] - hs[gh]) * (we[gw] - ws[gw]))
-                share = dy[r, :, gh, gw] / area
-                dx[b, channels[:, gh, gw], hs[gh]:he[gh],
-                   ws[gw]:we[gw]] += share[:, None, None]
-    return dx
+    image, channel, hs, he, ws, we, area = _psroi_index(
+        rois, x_shape, spatial_scale, dy.shape[1], group_size, dtype)
+    share = np.where(area > 0, dy / np.maximum(area, 1), 0.0)
+    corners = np.zeros((n, c, h + 1, w + 1), dtype=np.float64)
+    for rows, cols, sign in ((hs, ws, 1), (hs, we, -1), (he, ws, -1),
+                             (he, we, 1)):
+        np.add.at(corners, (image, channel, rows, cols), sign * share)
+    dx = np.cumsum(np.cumsum(corners, axis=2), axis=3)[:, :, :h, :w]
+    return dx.astype(dtype)

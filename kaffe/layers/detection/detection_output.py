@@ -29,8 +29,8 @@ class DetectionOutputLayer(Layer):
     num_classes), bottom[1] conf (N, P·num_classes), bottom[2] priors
     (1, 2, P·4) → top (1, 1, D, 7), rows [image, label, score, xmin, ymin,
     xmax, ymax], D found by the forward (one row of -1 per image, image
-    index first, when nothing is detected). Before the first forward the
-    top is (1, 1, 1, 7), as in the fork.
+    index first, when nothing is detected). Reshape alone leaves it
+    (1, 1, 1, 7), as in the fork.
     Backward: none (the fork has none); a gradient request is an error.
     """
 
@@ -106,8 +106,7 @@ class DetectionOutputLayer(Layer):
                 expected=f"{num_priors * self.num_classes} values per image "
                          f"({num_priors} priors × {self.num_classes} "
                          f"classes)")
-        if top[0].num_axes != 4 or top[0].shape[3] != 7:
-            top[0].reshape((1, 1, 1, 7))
+        top[0].reshape((1, 1, 1, 7))        # the fork's Reshape; forward sizes it
 
     def forward(self, bottom, top):
         p = self.layer_param.detection_output_param
