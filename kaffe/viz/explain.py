@@ -202,12 +202,10 @@ def explain(prototxt, phase=TEST, weights=None, shapes=None, level=0,
         a :class:`Report`.
     """
     from ..proto.io import load_net
+    from ..core.net_state import set_net_state
     phase = phase_value(phase)
     param, source = load_net(prototxt)
-    param.state.phase = phase
-    param.state.level = level
-    del param.state.stage[:]
-    param.state.stage.extend(stages)
+    set_net_state(param, phase, level, stages, replace_stages=True)
     notes = replace_data_layers(param, source, shapes or {})
     net = Net.from_param(param, source)
     if weights is not None:

@@ -378,14 +378,12 @@ def build_report(prototxt, phase=TEST, weights=None, shapes=None, images=(),
         a :class:`VizReport`.
     """
     from ..core.net import Net
+    from ..core.net_state import set_net_state
     from ..proto.io import load_net
     from .explain import phase_value
     phase = phase_value(phase)
     param, source = load_net(prototxt)
-    param.state.phase = phase
-    param.state.level = level
-    del param.state.stage[:]
-    param.state.stage.extend(stages)
+    set_net_state(param, phase, level, stages, replace_stages=True)
     transforms = _data_transforms(param)
     data_notes = replace_data_layers(param, source, shapes or {})
     net = Net.from_param(param, source)
@@ -693,32 +691,25 @@ def _family(layer, kind):
     return "other"
 
 
-def _is_auto_split(name, kind, tops):
-    """A Split layer Caffe's insert_splits added (not the user's)."""
-    return kind == "Split" and name.endswith("_split") and all(
-        t.startswith(name + "_") for t in tops)
-
-
 def _summary(layer, kind):
     """The key numbers of a layer in a few characters: '5×5 /2 · 64'."""
+    g = layer.geometry
     if is_conv_like(layer):
-        k, s, p = layer.kernel_shape, layer.stride, layer.pad
-        text = "×".join(str(v) for v in k)
-        if any(v != 1 for v in s):
-            text += " /" + _uniform_text(s)
-        if any(p):
-            text += " pad " + _uniform_text(p)
-        text += f" · {layer.num_output}"
-        if layer.group > 1:
-            text += f" · group {layer.group}"
+        text = "×".join(str(v) for v in g.kernel)
+        if any(v != 1 for v in g.stride):
+            text += " /" + _uniform_text(g.stride)
+        if any(g.pad):
+            text += " pad " + _uniform_text(g.pad)
+        text += f" · {g.num_output}"
+        if g.group > 1:
+            text += f" · group {g.group}"
         return text
     if is_pooling(layer):
-        method = enum_name(layer.method, _pool_enum())
-        if layer.global_pooling:
-            return f"global {method}"
-        text = f"{method} " + "×".join(str(v) for v in layer.kernel_shape)
-        if any(v != 1 for v in layer.stride):
-            text += " /" + _uniform_text(layer.stride)
+        if g.global_pooling:
+            return f"global {g.method}"
+        text = f"{g.method} " + "×".join(str(v) for v in g.kernel)
+        if any(v != 1 for v in g.stride):
+            text += " /" + _uniform_text(g.stride)
         return text
     if is_inner_product(layer):
         return f"→ {layer.num_output}"
@@ -729,11 +720,6 @@ def _summary(layer, kind):
     if is_lrn(layer):
         return f"size {layer.size}"
     return ""
-
-
-def _pool_enum():
-    from ..proto import caffe_pb2
-    return caffe_pb2.PoolingParameter.PoolMethod
 
 
 def _uniform_text(values):
@@ -747,9 +733,9 @@ def _layer_views(net, explained, budget, preprocess, image_input):
     centres = {}                # blob -> centre of value 0's field (per axis)
     for name in net.inputs:
         writer[name] = None
-    for index, (row, layer) in enumerate(zip(explained.layers, net.layers)):
-        kind = row.type
-        hidden = _is_auto_split(row.name, kind, row.top)
+    for index, (row, node) in enumerate(zip(explained.layers, net.graph)):
+        layer, kind = node.layer, row.type
+        hidden = node.inserted      # a Split kaffe inserted, not the user's
         sources = [writer.get(b) for b in row.bottom]
         view = LayerView(index=index, name=row.name, type=kind, row=row,
                          family=_family(layer, kind),
@@ -801,9 +787,7 @@ def _top_centre(layer, row, bottom_centres, r):
         return None
     if window is not None and len(base) == len(window[0]):
         k, s, d, transposed = window
-        pad = _pad_of(layer)
-        if pad is None:
-            return None
+        pad = layer.geometry.pad
         jump = _bottom_jump(r, s, transposed)
         out = []
         for a in range(len(k)):
@@ -821,14 +805,6 @@ def _top_centre(layer, row, bottom_centres, r):
         return tuple(c + float(j) * o for c, j, o in zip(base, r.jump,
                                                           spatial))
     return base
-
-
-def _pad_of(layer):
-    pad = getattr(layer, "pad", None)
-    if pad is None:
-        geometry = getattr(layer, "geometry", None)
-        pad = getattr(geometry, "pad", None)
-    return tuple(pad) if pad is not None else None
 
 
 def _bottom_jump(r, stride, transposed):
@@ -878,21 +854,22 @@ def _window(layer, row, sources, net):
     rf = [r for r in row.receptive_field if r is not None]
     if geometry is not None:
         k, s, d, transposed = geometry
-        if is_pooling(layer) and layer.global_pooling:
+        g = layer.geometry
+        if is_pooling(layer) and g.global_pooling:
             return Window("whole", sources, channels="same")
-        pad = _pad_of(layer) or (0,) * len(k)
+        pad = tuple(g.pad)
         if is_conv_like(layer):
+            channels = net.blobs[row.bottom[0]].shape[g.axis]
             if transposed:
-                channels = "group"
-                return Window("window", sources, channels, tuple(k),
+                return Window("window", sources, "group", tuple(k),
                               tuple(s), pad, tuple(d), True,
-                              group_channels=layer.channels // layer.group,
-                              out_per_group=layer.num_output // layer.group)
+                              group_channels=channels // g.group,
+                              out_per_group=g.num_output // g.group)
             return Window("window", sources,
-                          "all" if layer.group == 1 else "group", tuple(k),
+                          "all" if g.group == 1 else "group", tuple(k),
                           tuple(s), pad, tuple(d), False,
-                          group_channels=layer.channels // layer.group,
-                          out_per_group=layer.num_output // layer.group)
+                          group_channels=channels // g.group,
+                          out_per_group=g.num_output // g.group)
         return Window("window", sources, "same", tuple(k), tuple(s), pad,
                       tuple(d))
     if is_inner_product(layer) or (rf and rf[0].whole_input and
@@ -956,11 +933,12 @@ def _filters(layer, budget, preprocess, image_input, row):
     weights = np.asarray(layer.blobs[0].data, dtype=np.float64)
     if is_conv_like(layer) and weights.ndim == 4:
         colour = (weights.shape[1] == 3 and not is_deconv(layer)
-                  and layer.group == 1 and row.bottom
+                  and layer.geometry.group == 1 and row.bottom
                   and row.bottom[0] == image_input)
         if colour:
             return colour_filters(weights, preprocess.channel_swap, budget)
-        return filter_grid(weights, layer.group, is_deconv(layer), budget)
+        return filter_grid(weights, layer.geometry.group, is_deconv(layer),
+                           budget)
     if is_inner_product(layer) and weights.ndim == 2:
         if getattr(layer, "transpose", False):
             weights = weights.T
