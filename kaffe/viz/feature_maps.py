@@ -115,12 +115,14 @@ def plan_maps(shape, share, budget):
 
 
 def forward_and_draw(net, values, layers, plans, preprocess, image_input,
-                     label, synthetic, notes):
+                     label, synthetic, notes, budget):
     """Run the net once; fill every top's MapView for this run."""
     for name, value in values.items():
         net.blobs[name].data[...] = value[None] if \
             net.blobs[name].data.ndim == value.ndim + 1 else value
     by_index = {v.index: v for v in layers}
+    planned = {(v.index, t): tuple(net.blobs[top.name].shape)
+               for v in layers for t, top in enumerate(v.tops)}
 
     def capture(i):
         view = by_index[i]
@@ -128,8 +130,14 @@ def forward_and_draw(net, values, layers, plans, preprocess, image_input,
             return
         for t, top in enumerate(view.tops):
             data = np.asarray(net.blobs[top.name].data)
+            plan = plans[i, t]
+            if data.shape != planned[i, t]:
+                # A top whose size only the forward decides (DetectionOutput):
+                # drawn with the pixels planned for it.
+                plan = plan_maps(data.shape, plan.shown * _tile_area(plan),
+                                 budget)
             top.maps.append(draw_maps(top.name, data[0] if data.ndim else
-                                      data, plans[i, t]))
+                                      data, plan))
 
     net.after_forward(capture)
     try:

@@ -71,6 +71,10 @@ def formula(name, layer, bottoms, tops):
     """The formula line of one layer ("" when there is nothing to show)."""
     if not bottoms or not tops:
         return ""
+    published = getattr(layer, "explain", None)
+    if callable(published):
+        # A layer may publish its own formula line: explain(bottoms, tops).
+        return published(bottoms, tops)
     if is_pooling(layer):
         return _pooling_formula(name, layer, bottoms[0], tops[0])
     if is_conv_like(layer):

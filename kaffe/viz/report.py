@@ -171,7 +171,8 @@ def report_from_net(net, images=(), preprocess=None, budget=None,
     runs = []
     for values, label, synthetic, run_notes in runs_inputs:
         run = forward_and_draw(net, values, layers, plans, preprocess,
-                               image_input, label, synthetic, run_notes)
+                               image_input, label, synthetic, run_notes,
+                               budget)
         run.notes.extend(_first_non_finite(layers, len(runs)))
         runs.append(run)
     graph = layout_graph(layers)
