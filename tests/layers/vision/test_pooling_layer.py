@@ -449,4 +449,3 @@ def test_kernel_larger_than_the_padded_input():
     with pytest.raises(KaffeShapeError) as info:
         layer.Forward(bottom, top)
     check_error(info, "pooling_param.kernel_size", "(3, 2)")
-
