@@ -8,8 +8,10 @@ from ...core.registry import register_layer
 class AxpyLayer(Layer):
     """top = a · x + y, with one scale a[n, c] per channel of each example.
 
-    From the SENet Caffe fork (hujie-frank/SENet, ``axpy_layer.cpp``; OpenCV
-    4.x reads it as a Scale followed by an Eltwise sum). Bottoms: [0] a
+    From the SENet Caffe fork (hujie-frank/SENet, ``axpy_layer.cpp``).
+    OpenCV 4.x reads it as a Scale and an Eltwise sum that compute
+    a · bottom[2] + bottom[1], the last two bottoms swapped against the
+    fork; kaffe follows the fork. Bottoms: [0] a
     (N, C) or (N, C, 1, 1), the excitation; [1] x (N, C, ...), the
     features; [2] y, shaped as x, the shortcut. Top: shaped as x. No
     parameters.
