@@ -100,7 +100,7 @@ TEST = caffe_pb2.TEST
 
 # Data layers whose sources explain never opens (they become Input layers).
 DATA_LAYER_TYPES = ("Data", "ImageData", "HDF5Data", "WindowData",
-                    "MemoryData")
+                    "MemoryData", "DenseImageData")
 # ... of them, those whose second top is a label of shape (batch,).
 _LABELLED = ("Data", "ImageData", "WindowData", "MemoryData")
 
@@ -573,6 +573,10 @@ def _macs(layer, bottoms, tops):
 def _formula(name, layer, bottoms, tops):
     if not bottoms or not tops:
         return ""
+    published = getattr(layer, "explain", None)
+    if callable(published):
+        # A layer may publish its own formula line: explain(bottoms, tops).
+        return published(bottoms, tops)
     if is_pooling(layer):
         return _pooling_formula(name, layer, bottoms[0], tops[0])
     if is_conv_like(layer):
@@ -922,7 +926,10 @@ def _propagate_rf(layer, bottoms, bottom_blobs, tops, top_blobs, blob_rf):
 
 # Layers whose top values depend on the bottom values at the same position.
 _ELEMENTWISE = ("Split", "Eltwise", "Silence", "Dropout", "BatchNorm",
-                "Scale", "Bias", "MVN", "Slice", "PReLU")
+                "Scale", "Bias", "MVN", "Slice", "PReLU",
+                # fork layers: SegNet's BN, ShuffleNet's channel shuffle,
+                # SENet's Axpy (a per-channel scale and a sum)
+                "BN", "ShuffleChannel", "Axpy")
 
 
 def _axis(axis, blob):

@@ -79,3 +79,11 @@ class AxpyLayer(Layer):
             bottom[1].diff[...] = (self._scales(a, x) * dy3).reshape(x.shape)
         if propagate_down[2]:
             bottom[2].diff[...] = dy
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        a, x, y = self.layer_param.bottom if len(self.layer_param.bottom) \
+            == 3 else ("bottom[0]", "bottom[1]", "bottom[2]")
+        n, c = bottoms[1].shape[:2]
+        return (f"{self.name}: {a}[n, c] · {x} + {y}: one scale per channel "
+                f"({n}×{c} scales) times each {x} map, plus the shortcut")

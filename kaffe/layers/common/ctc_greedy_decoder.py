@@ -86,3 +86,13 @@ class CTCGreedyDecoderLayer(Layer):
 
     def allow_force_backward(self, bottom_index):
         return False
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        steps, streams, classes = bottoms[0].shape
+        merge = self.layer_param.ctc_decoder_param.ctc_merge_repeated
+        return (f"{self.name}: per sequence (N = {streams}) the best of "
+                f"{classes} classes at each of {steps} steps; "
+                + ("repeats merged, " if merge else "")
+                + f"blank {self.blank} dropped → labels padded with −1 to "
+                f"({streams}, {steps})")

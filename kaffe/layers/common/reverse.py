@@ -46,3 +46,10 @@ class ReverseLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             bottom[0].diff[...] = self._flipped(top[0].diff)
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        d = bottoms[0].shape[self.axis]
+        return (f"{self.name}: axis {self.axis} reversed: index i reads "
+                f"{d - 1} − i (no arithmetic; a Reverse before and after a "
+                "Lstm runs it backwards in time)")

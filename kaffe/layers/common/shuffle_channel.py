@@ -62,3 +62,12 @@ class ShuffleChannelLayer(Layer):
         dy = self._grouped(top[0].diff, channels // self.group)
         dx = self._grouped(bottom[0].diff, self.group)
         dx[...] = dy.transpose(0, 2, 1, 3)
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        channels = bottoms[0].shape[1]
+        per = channels // self.group
+        return (f"{self.name}: {self.group} groups of {per} channels "
+                f"interleaved: output channel j·{self.group} + i = input "
+                f"channel i·{per} + j (output 0, 1, 2 … = input 0, {per}, "
+                f"{2 * per if self.group > 2 else 1} …)")

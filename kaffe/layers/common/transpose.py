@@ -44,3 +44,12 @@ class TransposeLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             bottom[0].diff[...] = top[0].diff.transpose(self.inverse)
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        shape = bottoms[0].shape
+        moves = ", ".join(f"axis {i} ← {d} ({shape[d]})"
+                          for i, d in enumerate(self.dims))
+        return (f"{self.name}: axes permuted ({moves}) → "
+                f"({', '.join(map(str, tops[0].shape))}), the same values "
+                "re-indexed")

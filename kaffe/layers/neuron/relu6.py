@@ -28,3 +28,12 @@ class ReLU6Layer(NeuronLayer):
         x = self.forward_input(top, bottom)
         inside = (x > 0) & (x < 6)
         array_module(x).multiply(top[0].diff, inside, out=bottom[0].diff)
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        return (f"{self.name}: y = min(max(x, 0), 6) element-wise → "
+                f"{_shape(tops[0].shape)}")
+
+
+def _shape(shape):
+    return "(" + ", ".join(map(str, shape)) + ")"

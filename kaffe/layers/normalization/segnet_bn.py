@@ -131,3 +131,12 @@ class BNLayer(Layer):
         dx = (d - d.mean(axis=axes, keepdims=True)
               - x_norm * (d * x_norm).mean(axis=axes, keepdims=True))
         bottom[0].diff[...] = dx / self.std
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        if self.learn:
+            return (f"{self.name}: per channel y = scale·(x − μ)/√(σ² + "
+                    "1e-9) + shift, μ and σ² of this batch over (N, H, W) "
+                    "(SegNet LEARN mode)")
+        return (f"{self.name}: per channel y = scale·x + shift (SegNet "
+                "INFERENCE mode: the statistics folded into scale and shift)")

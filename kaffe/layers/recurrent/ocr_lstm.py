@@ -140,3 +140,13 @@ class OcrLstmLayer(Layer):
             self.blobs[2].diff += rows.sum(axis=0)
         if propagate_down[0]:
             bottom[0].diff[...] = (dgates @ w_i).reshape(bottom[0].shape)
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        steps, streams = bottoms[0].shape[:2]
+        inputs = self.blobs[0].shape[1]
+        hidden = self.blobs[1].shape[1]
+        return (f"{self.name}: {steps} steps × {streams} sequences; gates "
+                f"[i f o g] = W_i ({4 * hidden}×{inputs})·x_t + W_h "
+                f"({4 * hidden}×{hidden})·h_(t−1) + b; c_t = f·c_(t−1) + "
+                f"i·g, h_t = o·tanh(c_t) → ({steps}, {streams}, {hidden})")

@@ -113,3 +113,26 @@ class InterpLayer(Layer):
                 top[0].diff, self.in_hw, self.origin, self.size)
         if len(bottom) > 1 and propagate_down[1]:
             bottom[1].diff[...] = 0  # only its shape is read
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        p = self.layer_param.interp_param
+        (h, w), (eh, ew), (oh, ow) = self.in_hw, self.size, self.out_hw
+        crop = (f"cropped by pad_beg {p.pad_beg}, pad_end {p.pad_end} to "
+                f"{eh}×{ew}, " if (eh, ew) != (h, w) else "")
+        if len(bottoms) > 1:
+            how = f"the size of {self.layer_param.bottom[1]}"
+        elif p.HasField("height") and p.HasField("width") and not (
+                p.HasField("zoom_factor") or p.HasField("shrink_factor")):
+            how = "height × width"
+        else:
+            steps = []
+            if p.HasField("shrink_factor"):
+                steps.append(f"({eh} − 1)/{p.shrink_factor} + 1 (floor)")
+            if p.HasField("zoom_factor"):
+                base = "that" if steps else str(eh)
+                steps.append(f"{base} + ({base} − 1)·({p.zoom_factor} − 1)")
+            how = "H_out = " + ", then ".join(steps)
+        return (f"{self.name}: bilinear resize, corners aligned (output row r "
+                f"samples input row r·({eh} − 1)/({oh} − 1)); {crop}{how} → "
+                f"{oh}×{ow}")

@@ -114,3 +114,18 @@ class UpsampleLayer(Layer):
 
     def allow_force_backward(self, bottom_index):
         return bottom_index == 0
+
+    def explain(self, bottoms, tops):
+        """The formula line for ``kaffe explain``."""
+        h, w = bottoms[0].shape[2:]
+        out_h, out_w = self.out_hw
+        if self.fixed is not None:
+            size = f"upsample_h × upsample_w = {out_h}×{out_w}"
+        else:
+            size = (f"H_out = {h}·{self.scale[0]} − {self.pad_out[0]} = "
+                    f"{out_h}, W_out = {w}·{self.scale[1]} − "
+                    f"{self.pad_out[1]} = {out_w}")
+        mask = (self.layer_param.bottom[1] if len(self.layer_param.bottom)
+                > 1 else "the mask")
+        return (f"{self.name}: each value goes back to the position its max "
+                f"pooling took it from ({mask}), zeros elsewhere; {size}")
