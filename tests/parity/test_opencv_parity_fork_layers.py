@@ -10,8 +10,10 @@ must match kaffe's blob. Two OpenCV limits shape the net:
 
 - OpenCV reads ``ConvolutionDepthwise`` as a Convolution and takes its
   ``group`` from the prototxt, so the layer states ``group`` (the fork
-  ignores it); Interp's shrink_factor alone is not supported by OpenCV
-  (tested against the fork's loop in tests/layers/vision).
+  ignores it). For Interp OpenCV agrees on zoom_factor and height/width,
+  but refuses shrink_factor alone and ignores pad_beg/pad_end and a
+  shrink_factor given with zoom_factor (different output sizes); those are
+  tested against the fork's loop in tests/layers/vision.
 - OpenCV's importer computes Axpy as a·bottom[2] + bottom[1], while the
   SENet fork (``axpy_layer.cpp``) and kaffe compute a·bottom[1] +
   bottom[2]. OpenCV gets the prototxt with the last two bottoms swapped,
