@@ -11,7 +11,7 @@ the result is bit-identical to that loop, bias added last.
 Shapes: x (N, C, H, W); w (C, 1, kh, kw) or (C, kh, kw); b (C,) or None;
 stride, pad, dilation are (h, w) pairs.
 """
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def output_size(size, k, s, p, d):

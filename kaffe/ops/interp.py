@@ -18,7 +18,7 @@ crop's top-left corner and ``size`` its extent.
 """
 import numpy as np
 
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def interp_taps(n_in, n_out):

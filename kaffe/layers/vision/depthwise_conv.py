@@ -13,6 +13,8 @@ Two forks named the same operation differently:
 Both run on :mod:`kaffe.ops.depthwise` when the convolution is depthwise
 (one filter per channel), the general Convolution path otherwise.
 """
+import dataclasses
+
 from ...core.filler import fill
 from ...core.layer import Layer
 from ...core.registry import register_layer
@@ -88,9 +90,10 @@ class ConvolutionDepthwiseLayer(Layer):
     The forward sums the taps in the fork's order (bit-identical to its CPU
     loop). Backward: param diffs accumulate, the bottom diff is written.
 
-    After setup, the attributes of Convolution: ``kernel_shape``,
-    ``stride``, ``pad``, ``dilation``, ``channels``, ``num_output`` and
-    ``group`` (both the channels), ``bias_term``, ``geometry``.
+    Publishes ``geometry``, a :class:`~kaffe.ops.geometry.ConvGeometry`
+    with group = num_output = C, and Convolution's attributes
+    (``kernel_shape``, ``stride``, ``pad``, ``dilation``, ``channels``,
+    ``num_output``, ``group``, ``bias_term``).
     """
 
     exact_num_bottom_blobs = 1
@@ -112,14 +115,18 @@ class ConvolutionDepthwiseLayer(Layer):
                 "cannot run in place", field="top",
                 received=self.layer_param.top[0],
                 fix="give the top a name different from the bottom")
-        self.geometry = read_conv_geometry(self, x)
+        channels = x.shape[1]
+        # The fork's geometry: one filter per channel whatever num_output
+        # and group say.
+        self.geometry = dataclasses.replace(
+            read_conv_geometry(self, x), group=channels, num_output=channels)
         self.channel_axis = 1
         self.num_spatial_axes = 2
-        self.kernel_shape = self.geometry.kernel_shape
+        self.kernel_shape = self.geometry.kernel
         self.stride = self.geometry.stride
         self.pad = self.geometry.pad
         self.dilation = self.geometry.dilation
-        self.channels = self.num_output = self.group = x.shape[1]
+        self.channels = self.num_output = self.group = channels
         self.bias_term = p.bias_term
         weight_shape = (self.channels, 1) + self.kernel_shape
         if self.blobs:

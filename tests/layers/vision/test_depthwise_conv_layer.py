@@ -110,3 +110,13 @@ def test_missing_kernel_size_is_refused():
     with pytest.raises(KaffeConfigError) as info:
         layer.SetUp(blobs_from([np.zeros((1, 2, 3, 3))]), empty_blobs(1))
     assert "kernel_size" in info.value.field
+
+
+def test_publishes_a_depthwise_geometry():
+    layer, _, _ = setup_layer(text("ConvolutionDepthwise",
+                                   "kernel_size: 3 stride: 2 pad: 1"),
+                              [np.zeros((1, 5, 6, 6))])
+    g = layer.geometry
+    assert (g.kernel, g.stride, g.pad, g.group, g.num_output) == (
+        (3, 3), (2, 2), (1, 1), 5, 5)
+    assert g.output_spatial((6, 6)) == (3, 3)
