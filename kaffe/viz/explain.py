@@ -554,6 +554,10 @@ def enum_name(value, enum):
 
 # -- multiply-accumulates -----------------------------------------------------
 def _macs(layer, bottoms, tops):
+    published = getattr(layer, "macs", None)
+    if callable(published):
+        # A layer may publish its own count: macs(bottoms, tops).
+        return published(bottoms, tops)
     if is_conv_like(layer) and layer.blobs:
         weights = layer.blobs[0].count
         n_sp = layer.num_spatial_axes

@@ -93,6 +93,8 @@ def test_crnn_head(capsys):
     assert lstm["top_shapes"] == [[35, 1, 12]]
     # W_i 48×16, W_h 48×12, b 48: 768 + 576 + 48 = 1,392
     assert lstm["params"] == 1392 and "W_h (48×12)" in lstm["formula"]
+    # 35 steps of 48×16 input products, 34 of 48×12 recurrent ones
+    assert lstm["macs"] == 35 * 48 * 16 + 34 * 48 * 12
     assert "34 − i" in rows["lstm1-reverse1"]["formula"]
     assert rows["result"]["top_shapes"] == [[1, 35, 1, 1]]
     assert "best of 37 classes at each of 35 steps" in \

@@ -150,3 +150,12 @@ class OcrLstmLayer(Layer):
                 f"[i f o g] = W_i ({4 * hidden}×{inputs})·x_t + W_h "
                 f"({4 * hidden}×{hidden})·h_(t−1) + b; c_t = f·c_(t−1) + "
                 f"i·g, h_t = o·tanh(c_t) → ({steps}, {streams}, {hidden})")
+
+    def macs(self, bottoms, tops):
+        """Multiply-accumulates per forward, for ``kaffe explain``: the
+        4H×I input and 4H×H recurrent products at every step."""
+        steps, streams = bottoms[0].shape[:2]
+        gates, inputs = self.blobs[0].shape
+        hidden = self.blobs[1].shape[1]
+        return steps * streams * gates * inputs + \
+            max(steps - 1, 0) * streams * gates * hidden
