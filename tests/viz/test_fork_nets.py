@@ -117,3 +117,17 @@ def test_draw(name, edge, tmp_path, capsys):
                           str(out_path)] + CASES[name], capsys)
     assert status == 0, err
     assert edge in out_path.read_text()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_viz(name, tmp_path, capsys):
+    flags = [f for f in CASES[name] if f not in ("--phase", "TRAIN")]
+    out_path = tmp_path / f"{name}.html"
+    status, out, err = run(["viz", str(NETS / f"{name}.prototxt"), "-o",
+                            str(out_path)] + flags, capsys)
+    assert status == 0, err
+    page = out_path.read_text()
+    kinds = {"shufflenet_unit": "ShuffleChannel", "deeplab_interp_head":
+             "Interp", "segnet_pool_upsample": "Upsample",
+             "senet_axpy_block": "Axpy", "crnn_head": "CTCGreedyDecoder"}
+    assert kinds[name] in page
