@@ -15,7 +15,7 @@ from .explain_text import shape_text
 
 # Data layers whose sources explain never opens (they become Input layers).
 DATA_LAYER_TYPES = ("Data", "ImageData", "HDF5Data", "WindowData",
-                    "MemoryData")
+                    "MemoryData", "DenseImageData")
 # ... of them, those whose second top is a label of shape (batch,).
 _LABELLED = ("Data", "ImageData", "WindowData", "MemoryData")
 

@@ -51,6 +51,10 @@ def enum_name(value, enum):
 # -- multiply-accumulates -----------------------------------------------------
 def macs(layer, bottoms, tops):
     """Multiply-accumulates of one forward pass (see kaffe.viz.explain)."""
+    published = getattr(layer, "macs", None)
+    if callable(published):
+        # A layer may publish its own count: macs(bottoms, tops).
+        return published(bottoms, tops)
     if is_conv_like(layer):
         weights = layer.blobs[0].count
         n_sp = layer.geometry.num_spatial_axes

@@ -108,7 +108,10 @@ def propagate_rf(layer, bottoms, bottom_blobs, tops, top_blobs, blob_rf):
 
 # Layers whose top values depend on the bottom values at the same position.
 _ELEMENTWISE = ("Split", "Eltwise", "Silence", "Dropout", "BatchNorm",
-                "Scale", "Bias", "MVN", "Slice", "PReLU")
+                "Scale", "Bias", "MVN", "Slice", "PReLU",
+                # fork layers: SegNet's BN, ShuffleNet's channel shuffle,
+                # SENet's Axpy (a per-channel scale and a sum)
+                "BN", "ShuffleChannel", "Axpy")
 
 
 def _axis(axis, blob):
