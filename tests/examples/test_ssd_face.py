@@ -95,6 +95,8 @@ def test_explain_draw_and_viz_read_the_fork_net(tmp_path, capsys):
             "+ 1 max_size = 4 priors per cell; 38×38 cells × 4 = 5776 "
             "boxes") in text
     assert "score > 0.01, best 400, NMS IoU > 0.45 suppressed" in text
+    # every fork layer publishes its receptive-field rule
+    assert "receptive fields stop" not in text
     dot = tmp_path / "res10.dot"
     assert kaffe_main(["draw", str(DEPLOY), str(dot)]) == 0
     assert "DetectionOutput" in dot.read_text()

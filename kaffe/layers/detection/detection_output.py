@@ -36,6 +36,8 @@ class DetectionOutputLayer(Layer):
 
     exact_num_bottom_blobs = 3
     exact_num_top_blobs = 1
+    # For kaffe explain: NMS lets every row depend on every input.
+    receptive_field_rule = "whole"
 
     def setup(self, bottom, top):
         p = self.layer_param.detection_output_param
