@@ -50,10 +50,11 @@ def init(threads=None):
     set_multiprocess(comm.size > 1)
     n = default_threads(comm.local_size) if threads is None else threads
     set_threads = limit_blas_threads(n)
-    logging.getLogger("kaffe").info(
-        "Worker %d of %d (%d on this node), %s BLAS thread(s)", comm.rank,
-        comm.size, comm.local_size,
-        set_threads if set_threads is not None else "default")
+    if comm.rank == 0:
+        logging.getLogger("kaffe").info(
+            "Worker 0 of %d (%d on this node), %s BLAS thread(s) each",
+            comm.size, comm.local_size,
+            set_threads if set_threads is not None else "default")
     return comm
 
 

@@ -13,6 +13,7 @@ import logging
 from .flags import add_net_state_flags, add_value_flag, stages
 
 HELP = "score a trained net over several batches (caffe test)"
+PARALLEL = True
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 EPILOG = """\
 example:

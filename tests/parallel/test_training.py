@@ -160,3 +160,56 @@ def test_a_failing_worker_ends_the_job(tmp_path, mpiexec, how):
     if how == "raise":
         assert "worker 1 broke on purpose" in result.stderr
     assert not (tmp_path / "f_iter_1000.caffemodel").exists()
+
+
+SCRIPT = '''
+import os
+import sys
+
+import kaffe as caffe
+
+# python/train.py's pattern, one process per worker, started by mpiexec.
+rank, size = int(os.environ["PMI_RANK"]), int(os.environ["PMI_SIZE"])
+if sys.argv[1] == "counts":
+    caffe.set_solver_count(size)
+    caffe.set_solver_rank(rank)
+    caffe.set_multiprocess(True)
+solver = caffe.get_solver("two.prototxt")
+nccl = caffe.NCCL(solver, caffe.NCCL.new_uid())
+nccl.bcast()
+solver.add_callback(nccl)
+if solver.param.layer_wise_reduce:
+    solver.net.after_backward(nccl)
+solver.step(solver.param.max_iter)
+if rank == 0:
+    solver.net.save("script.caffemodel")
+'''
+
+
+def test_pycaffe_train_py_pattern(tmp_path, mpiexec):
+    import subprocess
+    import sys
+
+    from conftest import environment
+    setup_dir(tmp_path)
+    one = run_kaffe(["train", "--solver", solver(tmp_path, "one", 2)],
+                    tmp_path)
+    assert one.returncode == 0, one.stderr
+    solver(tmp_path, "two", 1)
+    (tmp_path / "script.py").write_text(SCRIPT)
+    command = [mpiexec, "-n", "2", sys.executable, "script.py"]
+    run = subprocess.run(command + ["counts"], cwd=tmp_path,
+                         env=environment(), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    for x, y in zip(weights(tmp_path, "one_iter_20.caffemodel"),
+                    weights(tmp_path, "script.caffemodel")):
+        np.testing.assert_allclose(y, x, rtol=1e-5, atol=2e-6)
+    # Without set_solver_count the nets read unsharded data: refused, and
+    # the error ends both workers.
+    bad = subprocess.run(command + ["no-counts"], cwd=tmp_path,
+                         env=environment(), capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode != 0
+    assert "solver_count / solver_rank do not match the MPI job" in \
+        bad.stderr
