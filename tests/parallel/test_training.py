@@ -213,3 +213,39 @@ def test_pycaffe_train_py_pattern(tmp_path, mpiexec):
     assert bad.returncode != 0
     assert "solver_count / solver_rank do not match the MPI job" in \
         bad.stderr
+
+
+def test_ctrl_c_stops_every_worker_after_the_same_iteration(tmp_path,
+                                                             mpiexec):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import environment
+    setup_dir(tmp_path)
+    name = solver(tmp_path, "s", 1, max_iter=1000000)
+    process = subprocess.Popen(
+        [mpiexec, "-n", "2", sys.executable, "-m", "kaffe", "train",
+         "--solver", name], cwd=tmp_path, env=environment(),
+        stderr=subprocess.PIPE, text=True)
+    lines = []
+    import threading
+    watchdog = threading.Timer(60, process.kill)      # never hang the suite
+    watchdog.start()
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if "Iteration 10 (" in line:
+                process.send_signal(signal.SIGINT)   # mpiexec passes it on
+                break
+        lines.extend(process.stderr)
+        assert process.wait(timeout=30) == 0, "".join(lines)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = "".join(lines)
+    assert "Optimization stopped early." in log
+    snapshots = list(tmp_path.glob("s_iter_*.caffemodel"))
+    assert len(snapshots) == 1          # worker 0's, at the stop
