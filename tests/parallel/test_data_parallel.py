@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_kaffe, write_lmdb
+from mpi_jobs import run_kaffe, write_lmdb
 
 NET = """name: "tiny"
 layer { name: "data" type: "Data" top: "data" top: "label"
@@ -190,7 +190,7 @@ def test_pycaffe_train_py_pattern(tmp_path, mpiexec):
     import subprocess
     import sys
 
-    from conftest import environment
+    from mpi_jobs import environment
     setup_dir(tmp_path)
     one = run_kaffe(["train", "--solver", solver(tmp_path, "one", 2)],
                     tmp_path)
@@ -221,7 +221,7 @@ def test_ctrl_c_stops_every_worker_after_the_same_iteration(tmp_path,
     import subprocess
     import sys
 
-    from conftest import environment
+    from mpi_jobs import environment
     setup_dir(tmp_path)
     name = solver(tmp_path, "s", 1, max_iter=1000000)
     process = subprocess.Popen(

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import run_kaffe, write_lmdb
+from mpi_jobs import run_kaffe, write_lmdb
 
 DATA = {
     "lmdb": 'layer {{ name: "data" type: "Data" top: "data" top: "label"\n'
