@@ -103,3 +103,11 @@ def test_explain_draw_and_viz_read_the_fork_net(tmp_path, capsys):
     report = tmp_path / "res10.html"
     assert kaffe_main(["viz", str(DEPLOY), "-o", str(report)]) == 0
     assert "detection_out" in report.read_text()
+
+
+def test_kaffe_detect_checks_the_output_name_first(tmp_path, capsys):
+    status = kaffe_main(["detect", str(DEPLOY), str(WEIGHTS), str(PHOTO),
+                         "-o", str(tmp_path / "boxes.unknown")])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "boxes.unknown" in err
