@@ -91,6 +91,11 @@ FORK_FIELDS = OrderedDict([
     (("PriorBoxParameter", "width"), ("opencv", 16, 16)),
     (("PriorBoxParameter", "height"), ("opencv", 17, 17)),
     (("DetectionOutputParameter", "normalized_bbox"), ("opencv", 10010, 10)),
+    # PSPNet's fields of the BN message it shares with SegNet.
+    (("BNParameter", "var_eps"), ("deeplab", 10003, 3)),
+    (("BNParameter", "moving_average"), ("deeplab", 4, 4)),
+    (("BNParameter", "decay"), ("deeplab", 5, 5)),
+    (("BNParameter", "axis"), ("deeplab", 6, 6)),
 ])
 
 
