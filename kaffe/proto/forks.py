@@ -92,10 +92,11 @@ FORK_FIELDS = OrderedDict([
     (("PriorBoxParameter", "height"), ("opencv", 17, 17)),
     (("DetectionOutputParameter", "normalized_bbox"), ("opencv", 10010, 10)),
     # PSPNet's fields of the BN message it shares with SegNet.
-    (("BNParameter", "var_eps"), ("deeplab", 10003, 3)),
-    (("BNParameter", "moving_average"), ("deeplab", 4, 4)),
-    (("BNParameter", "decay"), ("deeplab", 5, 5)),
-    (("BNParameter", "axis"), ("deeplab", 6, 6)),
+    (("BNParameter", "slope_filler"), ("deeplab", 10001, 1)),
+    (("BNParameter", "bias_filler"), ("deeplab", 10002, 2)),
+    (("BNParameter", "momentum"), ("deeplab", 10003, 3)),
+    (("BNParameter", "eps"), ("deeplab", 4, 4)),
+    (("BNParameter", "frozen"), ("deeplab", 5, 5)),
 ])
 
 
