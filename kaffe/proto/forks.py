@@ -80,6 +80,7 @@ FORK_FIELDS = OrderedDict([
     (("LayerParameter", "interp_param"), ("deeplab", 162, 143)),
     (("PoolingParameter", "ceil_mode"), ("pr3057", 10013, 13)),
     (("DropoutParameter", "scale_train"), ("fast-rcnn", 2, 2)),
+    (("DropoutParameter", "sample_weights_test"), ("segnet", 10002, 2)),
     (("TransformationParameter", "resize_param"), ("ssd", 8, 8)),
     (("TransformationParameter", "noise_param"), ("ssd", 9, 9)),
     (("TransformationParameter", "emit_constraint"), ("ssd", 10, 10)),
