@@ -10,11 +10,11 @@ must match kaffe's blob. Where OpenCV's importer differs:
 
 - OpenCV reads ``ConvolutionDepthwise`` as a Convolution whose group it
   infers from the (C, 1, k, k) weights, so, as in ShuffleNet's own files,
-  the layer states no group. For Interp OpenCV agrees on zoom_factor and
-  height/width,
-  but refuses shrink_factor alone and ignores pad_beg/pad_end and a
-  shrink_factor given with zoom_factor (different output sizes); those are
-  tested against the fork's loop in tests/layers/vision.
+  the layer states no group.
+- For Interp OpenCV agrees on zoom_factor and height/width, but refuses
+  shrink_factor alone and ignores pad_beg/pad_end and a shrink_factor given
+  with zoom_factor (different output sizes); those are tested against the
+  fork's loop in tests/layers/vision.
 - OpenCV's importer computes Axpy as a·bottom[2] + bottom[1], while the
   SENet fork (``axpy_layer.cpp``) and kaffe compute a·bottom[1] +
   bottom[2]. OpenCV gets the prototxt with the last two bottoms swapped,
