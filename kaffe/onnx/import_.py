@@ -72,6 +72,12 @@ class Importer:
         fixed = onnx.ModelProto()
         fixed.CopyFrom(model)
         initializers = {i.name for i in fixed.graph.initializer}
+        names = [v.name for v in fixed.graph.input if v.name not in initializers]
+        for name in shapes:
+            if name not in names:
+                raise KaffeConfigError(
+                    f"names '{name}', which is not an input of the model",
+                    field="--shape", expected="one of " + ", ".join(names))
         for value in fixed.graph.input:
             if value.name in initializers:
                 continue
@@ -119,6 +125,7 @@ class Importer:
 
     def add_layer(self, layer_type, name, bottoms, tops, blobs=()):
         """Append a layer (and its weights); return its LayerParameter."""
+        from ..io import array_to_blobproto
         layer = self.net.layer.add(name=self.layer_name(name),
                                    type=layer_type)
         layer.bottom.extend(bottoms)
@@ -126,10 +133,8 @@ class Importer:
         if blobs:
             stored = self.weights.layer.add(name=layer.name, type=layer_type)
             for array in blobs:
-                array = np.asarray(array, dtype=np.float32)
-                proto = stored.blobs.add()
-                proto.shape.dim.extend(array.shape)
-                proto.data.extend(array.reshape(-1).tolist())
+                stored.blobs.add().CopyFrom(array_to_blobproto(
+                    np.asarray(array, dtype=np.float32)))
         return layer
 
     # -- the walk ---------------------------------------------------------------------
@@ -199,13 +204,21 @@ class Importer:
                 shape = _static_shape(info)
                 if shape is not None:
                     self.shapes[info.name] = shape
-            kept, folded = [], []
+            kept, folded, inlined = [], [], False
             for node in graph.node:
-                if self._fold_constant(node, ReferenceEvaluator):
+                branch = self._constant_branch(node)
+                if branch is not None:
+                    kept.extend(branch.node)
+                    graph.initializer.extend(branch.initializer)
+                    kept.extend(onnx.helper.make_node(
+                        "Identity", [inner.name], [outer])
+                        for inner, outer in zip(branch.output, node.output))
+                    inlined = True
+                elif self._fold_constant(node, ReferenceEvaluator):
                     folded.extend(node.output)
                 else:
                     kept.append(node)
-            if not folded:
+            if not folded and not inlined:
                 return model
             del graph.node[:]
             graph.node.extend(kept)
@@ -213,6 +226,15 @@ class Importer:
                 if name:
                     graph.initializer.append(onnx.numpy_helper.from_array(
                         np.asarray(self.constants[name]), name))
+
+    def _constant_branch(self, node):
+        """The branch an If node with a constant condition takes, or None."""
+        if node.op_type != "If" or node.input[0] not in self.constants:
+            return None
+        taken = ("then_branch" if bool(self.constants[node.input[0]])
+                 else "else_branch")
+        return next(self.onnx.helper.get_attribute_value(a)
+                    for a in node.attribute if a.name == taken)
 
     def _fold_constant(self, node, evaluator):
         """Evaluate ``node`` now if its result does not depend on the input
@@ -237,6 +259,8 @@ class Importer:
             self.constants[node.output[0]] = shape[start:end]
             return True
         present = [i for i in node.input if i]
+        if node.op_type in ("If", "Loop", "Scan"):
+            return False
         if not present or not all(i in self.constants for i in present):
             return False
         try:

@@ -271,7 +271,7 @@ def prelu(ctx):
     slope = ctx.needs_const(1, "slope")
     shape = ctx.in_shape()
     layer = ctx.layer("PReLU", [ctx.bottom()],
-                      blobs=[slope.reshape(-1)[:1] if slope.size == 1
+                      blobs=[slope.reshape(()) if slope.size == 1
                              else slope.reshape(-1)])
     if slope.size == 1:
         layer.prelu_param.channel_shared = True
