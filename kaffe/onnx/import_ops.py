@@ -9,7 +9,17 @@ divisors that differ, broadcasts Caffe's Scale/Bias cannot do, ….
 import numpy as np
 
 from ..core.errors import KaffeConfigError
-from ..ops.pooling import pool_output_size
+
+
+def pooled_size(size, kernel, stride, pad, ceil, clip):
+    """Caffe's pooled length (kaffe's pooling arithmetic, with the clip rule
+    applied to every axis once any pad is non-zero)."""
+    from ..ops.pooling import pool_output_size
+    out = pool_output_size(size, kernel, stride, pad,
+                           "CEIL" if ceil else "FLOOR")
+    if pad == 0 and clip and (out - 1) * stride >= size:
+        out -= 1
+    return out
 
 CONVERTERS = {}
 
@@ -325,47 +335,46 @@ def clip(ctx):
     layer.clip_param.max = min(high, big)
 
 
-def _pool_size_caffe(size, kernel, stride, pad, any_pad, mode):
-    """Caffe's pooled size; its clip rule applies to every axis once any pad
-    is non-zero."""
-    out = pool_output_size(size, kernel, stride, pad, mode)
-    if pad == 0 and any_pad and (out - 1) * stride >= size:
-        out -= 1
-    return out
-
-
-def _divisors(size, kernel, stride, begin, end, count, out):
-    """ONNX's average-pooling divisor per window along one axis."""
-    result = []
-    for i in range(out):
-        start = i * stride - begin
-        stop = min(start + kernel, size + end)
-        if not count:
-            stop, start = min(stop, size), max(start, 0)
-        result.append(stop - start)
-    return result
+def _divisors(size, kernel, stride, begin, counted_begin, counted_end, out):
+    """Per window along one axis, the cells an average divides by: the
+    window clipped to [-counted_begin, size + counted_end), windows starting
+    at i·stride − begin."""
+    return [min(i * stride - begin + kernel, size + counted_end) -
+            max(i * stride - begin, -counted_begin) for i in range(out)]
 
 
 @converts("MaxPool", "AveragePool")
 def pool(ctx):
-    shape = ctx.in_shape()
-    if len(shape) != 4:
-        raise ctx.error("pools a non-4-D input; Caffe pools (N, C, H, W)",
-                        received=shape)
+    """Pooling, with a zero Pad before an AveragePool folded in (the padded
+    zeros count, as Caffe's padding does)."""
     if len(ctx.outputs) > 1 and ctx.outputs[1]:
         raise ctx.error("outputs indices; Caffe's argmax top is laid out "
                         "differently")
+    method = "MAX" if ctx.op == "MaxPool" else "AVE"
+    source = ctx.bottom(0, allow_pad=method == "AVE")
+    explicit = [0, 0, 0, 0]
+    shape = ctx.in_shape()
+    if source in ctx.importer.pending_pad:
+        source, explicit = ctx.importer.pending_pad[source][:2]
+        shape = tuple(shape[:2]) + tuple(
+            s - b - e for s, b, e in zip(shape[2:], explicit[:2],
+                                         explicit[2:]))
+    if len(shape) != 4:
+        raise ctx.error("pools a non-4-D input; Caffe pools (N, C, H, W)",
+                        received=shape)
     kernel = list(ctx.attr("kernel_shape"))
     stride = list(ctx.attr("strides", [1, 1]))
     if any(d != 1 for d in ctx.attr("dilations", [1, 1])):
         raise ctx.error("is dilated; Caffe's pooling is not", "dilations",
                         tuple(ctx.attr("dilations")))
-    begin, end = _spatial_pads(ctx, shape[2:], kernel, stride, [1, 1])
+    padded = [s + b + e for s, b, e in zip(shape[2:], explicit[:2],
+                                           explicit[2:])]
+    own_begin, own_end = _spatial_pads(ctx, padded, kernel, stride, [1, 1])
+    begin = [a + b for a, b in zip(explicit[:2], own_begin)]
     out = ctx.out_shape()[2:]
-    any_pad = any(begin)
     mode = None
     for candidate in ("CEIL", "FLOOR"):
-        caffe = [_pool_size_caffe(s, k, st, p, any_pad, candidate)
+        caffe = [pooled_size(s, k, st, p, candidate == "CEIL", any(begin))
                  for s, k, st, p in zip(shape[2:], kernel, stride, begin)]
         if tuple(caffe) == tuple(out):
             mode = candidate
@@ -373,19 +382,26 @@ def pool(ctx):
     if mode is None or any(p >= k for p, k in zip(begin, kernel)):
         raise ctx.error("gives an output size that Caffe's pooling (same pad "
                         "on both sides, ceil or floor) cannot give", "pads",
-                        tuple(begin + end))
-    method = "MAX" if ctx.op == "MaxPool" else "AVE"
+                        tuple(own_begin + own_end))
     if method == "AVE":
         count = ctx.attr("count_include_pad", 0)
-        for s, k, st, b, e, o in zip(shape[2:], kernel, stride, begin, end,
-                                     out):
-            if _divisors(s, k, st, b, e, count, o) != _divisors(
-                    s, k, st, b, b, 1, o):
+        for axis in range(2):
+            theirs = _divisors(
+                shape[2 + axis], kernel[axis], stride[axis], begin[axis],
+                explicit[axis] + (own_begin[axis] if count else 0),
+                explicit[2 + axis] + (own_end[axis] if count else 0),
+                out[axis])
+            caffe = _divisors(shape[2 + axis], kernel[axis], stride[axis],
+                              begin[axis], begin[axis], begin[axis],
+                              out[axis])
+            if theirs != caffe:
                 raise ctx.error(
                     "divides by a window size Caffe does not use (Caffe "
                     "counts the padding of its symmetric pad)",
                     "count_include_pad", count)
-    layer = ctx.layer("Pooling", [ctx.bottom()])
+    if explicit != [0, 0, 0, 0]:
+        ctx.note("the zero Pad before it is folded into its pad")
+    layer = ctx.layer("Pooling", [source])
     p = layer.pooling_param
     p.pool = p.MAX if method == "MAX" else p.AVE
     p.kernel_h, p.kernel_w = kernel

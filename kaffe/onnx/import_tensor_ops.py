@@ -297,3 +297,23 @@ def pad(ctx):
     spatial = pads[2:4] + pads[6:8]
     ctx.importer.pending_pad[ctx.outputs[0]] = (ctx.bottom(), spatial,
                                                 ctx.node)
+
+
+@converts("Pow")
+def pow_(ctx):
+    exponent = ctx.const(1)
+    if exponent is None or exponent.size != 1 or ctx.is_const(0):
+        raise ctx.error("raises to a non-constant or non-scalar power; "
+                        "Caffe's Power takes one constant exponent")
+    layer = ctx.layer("Power", [ctx.bottom()])
+    layer.power_param.power = float(exponent.reshape(-1)[0])
+
+
+@converts("Split")
+def split(ctx):
+    shape = ctx.in_shape()
+    axis = ctx.attr("axis", 0) % len(shape)
+    sizes = [ctx.shape(out)[axis] for out in ctx.outputs]
+    layer = ctx.layer("Slice", [ctx.bottom()])
+    layer.slice_param.axis = axis
+    layer.slice_param.slice_point.extend(np.cumsum(sizes)[:-1].tolist())
