@@ -142,7 +142,7 @@ def check_export(net, result, inputs=None, seed=0,
         inputs = random_inputs({b: shapes[b] for b in result.inputs}, seed)
     net.forward(**{b: inputs[b] for b in result.inputs})
     compared = {b: v for b, v in result.values.items()
-                if b not in result.inputs}
+                if v not in result.inputs}
     names = list(dict.fromkeys(compared.values()))
     feeds = {b: np.asarray(inputs[b], dtype=np.float32)
              for b in result.inputs}

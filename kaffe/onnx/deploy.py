@@ -57,7 +57,7 @@ def deploy_param(network, shapes=None, phase=caffe_pb2.TEST, stages=()):
     del param.layer[:]
     param.layer.extend(kept)
     needed = {b for layer in kept for b in layer.bottom}
-    for layer in kept:
+    for layer in param.layer:
         if not len(layer.bottom) and layer.type != "Input":
             unused = [t for t in layer.top if t not in needed]
             if unused and len(unused) < len(layer.top):

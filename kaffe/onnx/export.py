@@ -238,7 +238,7 @@ class Exporter:
                 self.values[top] = value
         return inputs
 
-    def model(self, inputs, outputs, values_as_outputs=()):
+    def model(self, inputs, outputs):
         onnx = self.onnx
         helper = onnx.helper
         float_type = onnx.TensorProto.FLOAT
@@ -249,7 +249,7 @@ class Exporter:
                 shape[0] = "N"
             return helper.make_tensor_value_info(value, float_type, shape)
 
-        graph_inputs = [info(b, self.values[b]) for b in inputs]
+        graph_inputs = [info(b, b) for b in inputs]
         graph_outputs = []
         seen = set()
         for blob in outputs:
@@ -258,14 +258,10 @@ class Exporter:
                 continue
             seen.add(value)
             if value in inputs:
-                value = self.graph.op("Identity", [value], blob + "/output")
+                value = self.graph.op("Identity", [value],
+                                      self.graph.fresh(blob + "/output"))
                 self.values[blob] = value
             graph_outputs.append(info(blob, value))
-        for blob, value in values_as_outputs:
-            if value not in seen:
-                seen.add(value)
-                graph_outputs.append(
-                    helper.make_tensor_value_info(value, float_type, None))
         graph = helper.make_graph(
             self.graph.nodes, self.net.name or "kaffe", graph_inputs,
             graph_outputs, self.graph.initializers)

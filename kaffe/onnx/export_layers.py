@@ -189,7 +189,14 @@ def inner_product(ctx):
              transB=0 if p.transpose else 1)
     if final:
         return y
-    return ctx.reshape(y, ctx.top_shapes[0], out=ctx.out())
+    if not ctx.dynamic_batch:
+        return ctx.reshape(y, ctx.top_shapes[0], out=ctx.out())
+    # (d0 … d{axis-1}) from the input at run time, then num_output.
+    lead = g.op("Shape", [ctx.inputs[0]], ctx.hint("shape"), end=axis)
+    target = g.op("Concat", [lead, g.ints([p.num_output],
+                                          ctx.hint("num_output"))],
+                  ctx.hint("target"), axis=0)
+    return g.op("Reshape", [y, target], ctx.hint("reshape"), out=ctx.out())
 
 
 @converts("Reshape", "Flatten")
@@ -487,9 +494,8 @@ def prelu(ctx):
     slope = ctx.weights(0)
     if ctx.param.prelu_param.channel_shared:
         slope = slope.reshape(1)
-    else:
-        slope = slope.reshape(_broadcast_shape(slope.shape, 1, len(shape))
-                              [1:])
+    else:       # one slope per channel (axis 1), broadcast over the rest
+        slope = slope.reshape((-1,) + (1,) * (len(shape) - 2))
     return ctx.graph.op("PRelu", [ctx.inputs[0], ctx.graph.const(
         slope, ctx.hint("slope"))], ctx.name, out=ctx.out())
 
