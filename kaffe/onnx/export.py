@@ -127,6 +127,7 @@ class LayerContext:
         self.bottom_shapes = [tuple(shapes[b]) for b in node.bottoms]
         self.top_shapes = [tuple(shapes[t]) for t in node.tops]
         self.dynamic_batch = exporter.dynamic_batch
+        self.phase = "TRAIN" if exporter.net.phase == 0 else "TEST"
         self.notes = exporter.notes
         self._outs = [exporter.next_name(t, node.name) for t in node.tops]
 

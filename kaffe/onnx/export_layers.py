@@ -108,8 +108,8 @@ def pooling(ctx):
     if g.global_pooling:
         op = {"MAX": "GlobalMaxPool", "AVE": "GlobalAveragePool"}.get(g.method)
         if op is None:
-            raise ctx.error("ONNX has no stochastic pooling",
-                            field="pooling_param.pool", received=g.method)
+            return _stochastic_test(ctx, x, g, ctx.bottom_shapes[0][2:],
+                                    ctx.top_shapes[0][2:])
         return ctx.graph.op(op, [x], ctx.name, out=ctx.out())
     size = ctx.bottom_shapes[0][2:]
     out = ctx.top_shapes[0][2:]
@@ -120,9 +120,8 @@ def pooling(ctx):
         return ctx.graph.op("MaxPool", [x], ctx.name, out=ctx.out(),
                             kernel_shape=kernel, strides=stride,
                             pads=list(g.pad) + ends)
-    if g.method != "AVE":
-        raise ctx.error("ONNX has no stochastic pooling",
-                        field="pooling_param.pool", received=g.method)
+    if g.method == "STOCHASTIC":
+        return _stochastic_test(ctx, x, g, size, out)
     # Caffe divides by the window clipped to the padded input [-pad,
     # size + pad): padding counts, a ceil-mode overhang past it does not.
     if all(e <= p for e, p in zip(ends, g.pad)):
@@ -140,6 +139,24 @@ def pooling(ctx):
     return ctx.graph.op("AveragePool", [padded], ctx.name, out=ctx.out(),
                         kernel_shape=kernel, strides=stride,
                         pads=[0, 0] + overhang, count_include_pad=0)
+
+
+def _stochastic_test(ctx, x, g, size, out):
+    """STOCHASTIC pooling at test time: Σx² / Σx over each window. Caffe's
+    windows start at i·stride without padding and are clipped to the
+    input, so both sums are averages over the same clipped cells."""
+    if ctx.phase != "TEST":
+        raise ctx.error("STOCHASTIC pooling samples at random while "
+                        "training", field="pooling_param.pool",
+                        received=g.method, fix="export the TEST phase")
+    ends = pool_end_pads(size, g.kernel, g.stride, (0, 0), out)
+    graph = ctx.graph
+    attrs = dict(kernel_shape=list(g.kernel), strides=list(g.stride),
+                 pads=[0, 0] + ends, count_include_pad=0)
+    square = graph.op("Mul", [x, x], ctx.hint("square"))
+    squares = graph.op("AveragePool", [square], ctx.hint("squares"), **attrs)
+    values = graph.op("AveragePool", [x], ctx.hint("values"), **attrs)
+    return graph.op("Div", [squares, values], ctx.name, out=ctx.out())
 
 
 @converts("LRN")

@@ -44,6 +44,11 @@ CASES = {
     "pool-ave-floor": single('''layer { name: "p" type: "Pooling"
       bottom: "data" top: "p" pooling_param { pool: AVE kernel_h: 3
       kernel_w: 2 stride: 2 pad_h: 1 pad_w: 0 round_mode: FLOOR } }''', (1, 2, 10, 9)),
+    "pool-stochastic-test": single('''layer { name: "a" type: "AbsVal"
+      bottom: "data" top: "a" }
+      layer { name: "p" type: "Pooling" bottom: "a" top: "p"
+      pooling_param { pool: STOCHASTIC kernel_size: 3 stride: 2 } }''',
+                                   (1, 2, 10, 9)),
     "pool-global": single('''layer { name: "p" type: "Pooling"
       bottom: "data" top: "p" pooling_param { pool: MAX global_pooling: true
       } }'''),
