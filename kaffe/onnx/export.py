@@ -154,14 +154,15 @@ class LayerContext:
             fix=fix or "change the layer, or leave it out of the exported "
                        "net", **kw)
 
-    def shape_input(self, shape, like=None):
+    def shape_input(self, shape, like=None, static=False):
         """An int64 initializer for a Reshape target ``shape``.
 
         With a dynamic batch, dim 0 becomes 0 ("copy the input's") when it
-        equals the batch of the input ``like`` (default bottom 0).
+        equals the batch of the input ``like`` (default bottom 0), unless
+        ``static`` (a shape that does not involve the batch).
         """
         shape = list(shape)
-        if self.dynamic_batch and shape:
+        if self.dynamic_batch and shape and not static:
             source = like if like is not None else self.bottom_shapes[0]
             if source and shape[0] == source[0]:
                 shape[0] = 0
@@ -172,9 +173,10 @@ class LayerContext:
                     "--dynamic-batch")
         return self.graph.ints(shape, self.hint("shape"))
 
-    def reshape(self, x, shape, out=None, like=None):
+    def reshape(self, x, shape, out=None, like=None, static=False):
         """Reshape ``x`` to ``shape`` (see :meth:`shape_input`)."""
-        return self.graph.op("Reshape", [x, self.shape_input(shape, like)],
+        return self.graph.op("Reshape",
+                             [x, self.shape_input(shape, like, static)],
                              self.hint("reshape"), out=out)
 
 
@@ -199,13 +201,10 @@ class Exporter:
         return self.graph.fresh(f"{blob}/{layer}")
 
     def run(self):
+        from . import export_detection  # noqa: F401 (registers its converter)
+        from .export_fork import CONVERTERS as FORK
         from .export_layers import CONVERTERS
-        converters = dict(CONVERTERS)
-        try:
-            from .export_fork import CONVERTERS as FORK
-            converters.update(FORK)
-        except ImportError:         # the fork module is optional
-            pass
+        converters = dict(CONVERTERS, **FORK)
         inputs = []
         for node in self.net.graph:
             if node.type == "Input":

@@ -115,6 +115,17 @@ def pooling(ctx):
     out = ctx.top_shapes[0][2:]
     ends = pool_end_pads(size, g.kernel, g.stride, g.pad, out)
     kernel, stride = list(g.kernel), list(g.stride)
+    if g.method == "MAX" and len(ctx.top_shapes) == 2:
+        # The argmax top: Caffe's index h·W + w within the channel, as a
+        # float; ONNX's runs over the whole (N, C, H, W) input.
+        values, flat = ctx.graph.op(
+            "MaxPool", [x], ctx.name, out=[ctx.out(0), ctx.graph.fresh(
+                ctx.hint("flat_index"))], outputs=2, kernel_shape=kernel,
+            strides=stride, pads=list(g.pad) + ends)
+        within = ctx.graph.op("Mod", [flat, ctx.graph.ints(
+            [size[0] * size[1]], ctx.hint("plane"))], ctx.hint("index"))
+        return [values, ctx.graph.op("Cast", [within], ctx.hint("mask"),
+                                     out=ctx.out(1), to=1)]
     if g.method == "MAX":
         # MaxPool ignores padding as Caffe does.
         return ctx.graph.op("MaxPool", [x], ctx.name, out=ctx.out(),
