@@ -17,7 +17,7 @@ import tempfile
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from ..core.errors import KaffeFormatError
+from ..errors import KaffeFormatError
 from . import caffe_pb2
 from .forks import known_forks_sentence
 
