@@ -1,5 +1,5 @@
 """The optional onnx / onnxruntime imports, with kaffe's install hint."""
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 
 
 def require_onnx():

@@ -14,7 +14,7 @@ Dropout stays in the net (kaffe runs it as the identity in TEST); the
 exporter writes no node for it.
 """
 from ..core.net import Net
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 from ..proto import caffe_pb2
 
 #: Layer types that only make sense while training or scoring.

@@ -18,7 +18,7 @@ import logging
 
 import numpy as np
 
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 from ._deps import require_onnx
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from ..core.errors import KaffeConfigError, KaffeFormatError
+from ..errors import KaffeConfigError, KaffeFormatError
 from ..proto import caffe_pb2
 from ._deps import require_onnx
 

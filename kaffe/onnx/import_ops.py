@@ -8,18 +8,9 @@ divisors that differ, broadcasts Caffe's Scale/Bias cannot do, ….
 """
 import numpy as np
 
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
+from ..ops.geometry import pooled_size
 
-
-def pooled_size(size, kernel, stride, pad, ceil, clip):
-    """Caffe's pooled length (kaffe's pooling arithmetic, with the clip rule
-    applied to every axis once any pad is non-zero)."""
-    from ..ops.pooling import pool_output_size
-    out = pool_output_size(size, kernel, stride, pad,
-                           "CEIL" if ceil else "FLOOR")
-    if pad == 0 and clip and (out - 1) * stride >= size:
-        out -= 1
-    return out
 
 CONVERTERS = {}
 

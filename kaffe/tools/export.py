@@ -57,7 +57,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..core.errors import KaffeConfigError
+    from ..errors import KaffeConfigError
     from ..onnx import check_export, deploy_net, export
     if args.image and not args.check:
         raise KaffeConfigError("only applies with --check", field="--image",

@@ -190,7 +190,7 @@ def test_dropout_writes_no_node(tmp_path):
 
 
 def test_unsupported_layer_is_named(tmp_path):
-    from kaffe.core.errors import KaffeConfigError
+    from kaffe.errors import KaffeConfigError
     from kaffe.onnx import export
     net = net_from_text(tmp_path, single('''layer { name: "sp" type: "SPP"
       bottom: "data" top: "sp" spp_param { pyramid_height: 2 } }'''))
@@ -222,7 +222,7 @@ def test_opsets(tmp_path, opset):
 
 
 def test_bad_opset_is_refused(tmp_path):
-    from kaffe.core.errors import KaffeConfigError
+    from kaffe.errors import KaffeConfigError
     from kaffe.onnx import export
     net = net_from_text(tmp_path, CASES["flatten"])
     with pytest.raises(KaffeConfigError, match="opset"):

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import kaffe  # noqa: E402
-from kaffe.core.errors import KaffeConfigError  # noqa: E402
+from kaffe.errors import KaffeConfigError  # noqa: E402
 from kaffe.onnx import check_import, load, save  # noqa: E402
 
 
