@@ -248,16 +248,21 @@ def resize(ctx):
     if len(shape) != 4 or tuple(shape[:2]) != tuple(out[:2]):
         raise ctx.error("resizes other than the spatial axes of a 4-D input",
                         received=(shape, out))
+    mode = ctx.attr("mode", "nearest")
+    transform = ctx.attr("coordinate_transformation_mode", "half_pixel")
+    if mode == "linear" and transform == "align_corners" and \
+            ctx.op == "Resize":
+        _interp(ctx, out)
+        return
+    if mode != "nearest":
+        raise ctx.error(f"'{mode}' with {transform} coordinates has no Caffe "
+                        "layer (Caffe and its forks resize nearest by an "
+                        "integer factor, or bilinear with aligned corners "
+                        "as Interp)", "mode")
     factors = [o // i for o, i in zip(out[2:], shape[2:])]
     if any(o != f * i for o, f, i in zip(out[2:], factors, shape[2:])):
         raise ctx.error("resizes by a non-integer factor", received=out)
-    mode = ctx.attr("mode", "nearest")
-    if mode != "nearest":
-        raise ctx.error(f"uses mode '{mode}'; only nearest upsampling by an "
-                        "integer factor maps to a Caffe layer here", "mode",
-                        mode)
     if ctx.op == "Resize":
-        transform = ctx.attr("coordinate_transformation_mode", "half_pixel")
         rounding = ctx.attr("nearest_mode", "round_prefer_floor")
         if rounding not in _NEAREST_EXACT.get(transform, ()):
             raise ctx.error("picks source pixels in a way that is not a "
@@ -317,3 +322,26 @@ def split(ctx):
     layer = ctx.layer("Slice", [ctx.bottom()])
     layer.slice_param.axis = axis
     layer.slice_param.slice_point.extend(np.cumsum(sizes)[:-1].tolist())
+
+
+def _interp(ctx, out):
+    from ..core.registry import layer_type_list
+    if "Interp" not in layer_type_list():
+        raise ctx.error("resizes bilinearly; this kaffe has no Interp layer")
+    if ctx.attr("antialias", 0) or ctx.attr("keep_aspect_ratio_policy",
+                                            "stretch") != "stretch":
+        raise ctx.error("antialiases or keeps the aspect ratio; Interp "
+                        "does neither")
+    layer = ctx.layer("Interp", [ctx.bottom()])
+    layer.interp_param.height, layer.interp_param.width = out[2], out[3]
+
+
+@converts("MaxRoiPool")
+def max_roi_pool(ctx):
+    from ..core.registry import layer_type_list
+    if "ROIPooling" not in layer_type_list():
+        raise ctx.error("this kaffe has no ROIPooling layer")
+    layer = ctx.layer("ROIPooling", [ctx.bottom(0), ctx.bottom(1)])
+    p = layer.roi_pooling_param
+    p.pooled_h, p.pooled_w = ctx.attr("pooled_shape")
+    p.spatial_scale = ctx.attr("spatial_scale", 1.0)

@@ -157,7 +157,7 @@ def import_and_check(tmp_path, model, name="net"):
 # -- whole models -----------------------------------------------------------------------
 @pytest.mark.parametrize("build, shape", [
     (resnet18, (1, 3, 64, 64)),
-    (mobilenet_v2, (1, 3, 64, 64)),
+    (mobilenet_v2, (1, 3, 32, 32)),
     (vgg11, (1, 3, 32, 32)),
 ], ids=["resnet18", "mobilenet_v2", "vgg11"])
 def test_torch_model_imports_and_matches_onnxruntime(tmp_path, build, shape):
@@ -285,7 +285,7 @@ class Asymmetric(nn.Module):
     (nn.Sequential(Asymmetric(), nn.Conv2d(2, 2, 3)), (1, 2, 6, 6),
      "asymmetric padding"),
     (nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear")),
-     (1, 2, 4, 4), "mode 'linear'"),
+     (1, 2, 4, 4), "mode 'linear' with half_pixel"),
     (nn.Sequential(nn.LogSoftmax(1)), (1, 4), "LogSoftmax"),
 ], ids=["avgpool-exclude-pad", "asymmetric-pad", "bilinear", "logsoftmax"])
 def test_inexpressible_node_is_named(module, shape, match):
@@ -293,6 +293,20 @@ def test_inexpressible_node_is_named(module, shape, match):
     with pytest.raises(KaffeConfigError, match=match) as info:
         load(model)
     assert "ONNX" in str(info.value)
+
+
+@pytest.mark.parametrize("module, shape, types", [
+    (nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear",
+                               align_corners=True)), (1, 2, 5, 4),
+     ("Interp",)),
+    (nn.Sequential(nn.ReLU6()), (1, 2, 3, 3), ("ReLU6",)),
+], ids=["interp", "relu6"])
+def test_fork_layers_imported_when_registered(tmp_path, module, shape, types):
+    missing = [t for t in types if t not in kaffe.layer_type_list()]
+    if missing:
+        pytest.skip(f"fork layer types {missing} are not registered yet")
+    result, _, _ = import_and_check(tmp_path, to_onnx(module.eval(), shape))
+    assert {l.type for l in result.net.layer} >= set(types)
 
 
 def test_symbolic_input_needs_a_shape():
