@@ -36,6 +36,7 @@ class ImportResult:
             caffemodel.
         inputs, outputs: the Caffe blob names of the graph inputs/outputs.
         onnx_inputs: {caffe input blob: ONNX input name}.
+        onnx_outputs: {ONNX output name: caffe blob computing it}.
         blob_values: {caffe blob: ONNX value it holds} for every blob.
         notes: sentences about what the import did (folded nodes, fixed
             batch size).
@@ -45,6 +46,7 @@ class ImportResult:
     inputs: list
     outputs: list
     onnx_inputs: dict
+    onnx_outputs: dict
     blob_values: dict
     notes: list
 
@@ -158,7 +160,7 @@ class Importer:
                                 fix="change the model, or cut the graph "
                                     "before this node")
             convert(ctx)
-        outputs = []
+        outputs, onnx_outputs = [], {}
         for value in self.graph.output:
             if value.name in self.constants:
                 raise KaffeConfigError(
@@ -170,6 +172,7 @@ class Importer:
                     "is the output of a Pad node; Caffe has no padding layer",
                     field=f"output '{value.name}'")
             outputs.append(blob)
+            onnx_outputs[value.name] = blob
         produced = {o for node in self.graph.node for o in node.output}
         blob_values = {}
         for layer in self.net.layer:
@@ -180,7 +183,8 @@ class Importer:
             if value in produced:
                 blob_values.setdefault(blob, value)
         return ImportResult(self.net, self.weights, inputs, outputs,
-                            onnx_inputs, blob_values, self.notes)
+                            onnx_inputs, onnx_outputs, blob_values,
+                            self.notes)
 
     def _simplify(self, model):
         """Infer shapes and evaluate constant nodes until nothing changes:

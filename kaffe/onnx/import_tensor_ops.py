@@ -345,3 +345,68 @@ def max_roi_pool(ctx):
     p = layer.roi_pooling_param
     p.pooled_h, p.pooled_w = ctx.attr("pooled_shape")
     p.spatial_scale = ctx.attr("spatial_scale", 1.0)
+
+
+@converts("Slice")
+def slice_(ctx):
+    """A step-1 Slice as one Caffe Slice per cut axis: the kept piece goes
+    on, the pieces cut off go to a Silence layer."""
+    shape = ctx.in_shape()
+    starts = ctx.needs_const(1, "starts").tolist()
+    ends = ctx.needs_const(2, "ends").tolist()
+    axes = (ctx.const(3).tolist() if ctx.const(3) is not None
+            else list(range(len(starts))))
+    steps = ctx.const(4).tolist() if ctx.const(4) is not None else []
+    if any(step != 1 for step in steps):
+        raise ctx.error("slices with a step other than 1; Caffe's Slice cuts "
+                        "contiguous pieces", "steps", tuple(steps))
+    cuts = []
+    for start, end, axis in zip(starts, ends, axes):
+        axis %= len(shape)
+        dim = shape[axis]
+        start = min(max(start + dim if start < 0 else start, 0), dim)
+        end = min(max(end + dim if end < 0 else end, 0), dim)
+        if (start, end) != (0, dim):
+            cuts.append((axis, start, end))
+    if not cuts:
+        ctx.alias(ctx.outputs[0], ctx.bottom())
+        return
+    if any(end <= start for _, start, end in cuts):
+        raise ctx.error("produces an empty blob", received=tuple(cuts))
+    current = ctx.bottom()
+    discarded = []
+    for i, (axis, start, end) in enumerate(cuts):
+        last = i == len(cuts) - 1
+        kept = ctx.outputs[0] if last else f"{ctx.outputs[0]}/axis{axis}"
+        points = [p for p in (start, end) if 0 < p < shape[axis]]
+        tops = []
+        for piece, (lo, hi) in enumerate(zip([0] + points,
+                                             points + [shape[axis]])):
+            if (lo, hi) == (start, end):
+                tops.append(kept)
+            else:
+                tops.append(f"{ctx.outputs[0]}/axis{axis}_cut{piece}")
+                discarded.append(tops[-1])
+        layer = ctx.layer("Slice", [current], tops, suffix=f"/axis{axis}")
+        layer.slice_param.axis = axis
+        layer.slice_param.slice_point.extend(points)
+        current = kept
+    ctx.layer("Silence", discarded, [], suffix="/cut_off")
+
+
+@converts("ArgMax")
+def argmax(ctx):
+    """Caffe's ArgMax along an axis (indices written as floats)."""
+    shape = ctx.in_shape()
+    axis = ctx.attr("axis", 0) % len(shape)
+    if not ctx.attr("select_last_index", 0):
+        ctx.note("exact ties go to the larger index in Caffe's ArgMax, to "
+                 "the smaller one in this model")
+    keep = ctx.attr("keepdims", 1)
+    top = ctx.outputs[0] if keep else ctx.outputs[0] + "/kept"
+    layer = ctx.layer("ArgMax", [ctx.bottom()], [top])
+    layer.argmax_param.axis = axis
+    if not keep:
+        kept_shape = tuple(1 if a == axis else d for a, d in enumerate(shape))
+        _reshape_layer(ctx, top, ctx.outputs[0], kept_shape, ctx.out_shape(),
+                       suffix="/squeeze")
