@@ -8,14 +8,11 @@ kaffe's values (floored at 1e-6), so that elements near zero do not make
 float32 rounding look large.
 """
 import dataclasses
-import logging
 
 import numpy as np
 
 from ..errors import KaffeConfigError
 from ._deps import require_onnxruntime
-
-log = logging.getLogger(__name__)
 
 #: The relative error above which a check fails (the issue's bar).
 RELATIVE_TOLERANCE = 1e-4

@@ -231,9 +231,9 @@ class Exporter:
             if isinstance(outs, str):
                 outs = [outs]
             if len(outs) != len(node.tops):
-                raise AssertionError(
-                    f"converter for {node.type} returned {len(outs)} values "
-                    f"for {len(node.tops)} tops")
+                raise RuntimeError(
+                    f"kaffe bug: the ONNX converter for {node.type} returned "
+                    f"{len(outs)} values for {len(node.tops)} tops")
             for top, value in zip(node.tops, outs):
                 self.values[top] = value
         return inputs

@@ -11,7 +11,6 @@ from ..proto import caffe_pb2
 from .export_layers import convolution
 
 CONVERTERS = {}
-_FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def converts(*types):

@@ -12,18 +12,12 @@ top that computes it carry the same name (``ImportResult.blob_values``
 records the rare renamings, e.g. an identity's output read from its input).
 """
 import dataclasses
-import logging
 
 import numpy as np
 
 from ..errors import KaffeConfigError, KaffeFormatError
 from ..proto import caffe_pb2
 from ._deps import require_onnx
-
-log = logging.getLogger(__name__)
-
-#: Ops that are only ever evaluated here (never become Caffe layers).
-SHAPE_OPS = ("Shape", "Size", "Constant", "ConstantOfShape")
 
 
 @dataclasses.dataclass
