@@ -51,8 +51,10 @@ def net_from_text(tmp_path, text, name="net", seed=0):
 
 def export_and_check(net, tmp_path, inputs=None, **options):
     """Export ``net``, run the onnxruntime check, assert it passes."""
+    import onnx
     from kaffe.onnx import check_export, export
     result = export(net, str(tmp_path / "model.onnx"), **options)
+    onnx.checker.check_model(result.model, full_check=True)
     report = check_export(net, result, inputs)
     assert report.rows, "nothing was compared"
     assert report.ok, report.to_text()
