@@ -2,6 +2,7 @@
 (the vision and neuron ones are in :mod:`.import_ops`)."""
 import numpy as np
 
+from ..proto import caffe_pb2
 from .import_ops import converts
 
 
@@ -410,3 +411,45 @@ def argmax(ctx):
         kept_shape = tuple(1 if a == axis else d for a, d in enumerate(shape))
         _reshape_layer(ctx, top, ctx.outputs[0], kept_shape, ctx.out_shape(),
                        suffix="/squeeze")
+
+
+@converts("Neg", "Sqrt", "Reciprocal")
+def power_form(ctx):
+    """Unary ops that are Caffe's Power (shift + scale·x)^power."""
+    layer = ctx.layer("Power", [ctx.bottom()])
+    p = layer.power_param
+    if ctx.op == "Neg":
+        p.scale = -1.0
+    else:
+        p.power = 0.5 if ctx.op == "Sqrt" else -1.0
+
+
+@converts("HardSigmoid", "HardSwish")
+def hard_sigmoid(ctx):
+    """clip(alpha·x + beta, 0, 1) as Power + Clip; HardSwish multiplies x
+    by it (alpha 1/6, beta 1/2)."""
+    alpha = ctx.attr("alpha", 0.2 if ctx.op == "HardSigmoid" else 1 / 6)
+    beta = ctx.attr("beta", 0.5)
+    x = ctx.bottom()
+    gate = ctx.outputs[0] if ctx.op == "HardSigmoid" else \
+        ctx.outputs[0] + "/gate"
+    linear = ctx.layer("Power", [x], [gate], suffix="/linear")
+    linear.power_param.scale = alpha
+    linear.power_param.shift = beta
+    clip = ctx.layer("Clip", [gate], [gate], suffix="/clip")
+    clip.clip_param.min, clip.clip_param.max = 0.0, 1.0
+    if ctx.op == "HardSwish":
+        ctx.layer("Eltwise", [x, gate], suffix="/product").eltwise_param \
+            .operation = caffe_pb2.EltwiseParameter.PROD
+
+
+@converts("Max")
+def maximum(ctx):
+    shapes = {ctx.in_shape(i) for i in range(len(ctx.inputs))}
+    if len(shapes) != 1 or any(ctx.is_const(i)
+                               for i in range(len(ctx.inputs))):
+        raise ctx.error("takes the maximum of constants or of broadcast "
+                        "inputs; Caffe's Eltwise MAX needs equal blobs")
+    layer = ctx.layer("Eltwise", [ctx.bottom(i)
+                                  for i in range(len(ctx.inputs))])
+    layer.eltwise_param.operation = caffe_pb2.EltwiseParameter.MAX

@@ -214,6 +214,13 @@ class Arithmetic(nn.Module):
         return torch.cat([y, 1.0 - x, x - y], 1)
 
 
+class Unary(nn.Module):
+    def forward(self, x):
+        y = nn.functional.hardswish(x) + nn.functional.hardsigmoid(x)
+        z = torch.reciprocal(torch.sqrt(torch.abs(x) + 1))
+        return torch.maximum(-y, z)
+
+
 class Reshapes(nn.Module):
     def forward(self, x):
         n = x.shape[0]
@@ -236,9 +243,10 @@ class Reshapes(nn.Module):
      (1, 4, 5, 6)),
     (nn.Sequential(SqueezeExcite(8)), (2, 8, 6, 6)),
     (Arithmetic(3), (1, 3, 4, 4)),
+    (Unary(), (1, 3, 4, 4)),
     (Reshapes(), (2, 3, 4, 4)),
 ], ids=["conv", "deconv", "pooling", "prelu", "pad", "upsample", "se",
-        "arithmetic", "reshape-softmax"])
+        "arithmetic", "unary", "reshape-softmax"])
 def test_ops_import_and_match(tmp_path, module, shape):
     torch.manual_seed(0)
     import_and_check(tmp_path, to_onnx(randomise(module), shape))
