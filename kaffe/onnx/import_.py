@@ -234,6 +234,19 @@ class Importer:
         return next(self.onnx.helper.get_attribute_value(a)
                     for a in node.attribute if a.name == taken)
 
+    def _one_node_model(self, node, inputs):
+        """``node`` alone in a model of this model's opset (the reference
+        evaluator otherwise runs the newest version of the op)."""
+        helper = self.onnx.helper
+        undefined = self.onnx.TensorProto.UNDEFINED
+        graph = helper.make_graph(
+            [node], "fold", [helper.make_tensor_value_info(i, undefined, None)
+                             for i in inputs],
+            [helper.make_tensor_value_info(o, undefined, None)
+             for o in node.output if o])
+        return helper.make_model(graph, opset_imports=[
+            helper.make_opsetid("", self.opset)])
+
     def _fold_constant(self, node, evaluator):
         """Evaluate ``node`` now if its result does not depend on the input
         data (only on constants and static shapes); return True if done."""
@@ -242,7 +255,7 @@ class Importer:
             value = onnx.numpy_helper.to_array(
                 onnx.helper.get_attribute_value(node.attribute[0])) \
                 if node.attribute[0].name == "value" else \
-                evaluator(node).run(None, {})[0]
+                evaluator(self._one_node_model(node, [])).run(None, {})[0]
             self.constants[node.output[0]] = np.asarray(value)
             return True
         if node.op_type in ("Shape", "Size") and node.input[0] in self.shapes \
@@ -262,7 +275,7 @@ class Importer:
         if not present or not all(i in self.constants for i in present):
             return False
         try:
-            results = evaluator(node).run(
+            results = evaluator(self._one_node_model(node, present)).run(
                 None, {i: self.constants[i] for i in present})
         except Exception as e:      # onnx.reference raises many types
             raise KaffeFormatError(

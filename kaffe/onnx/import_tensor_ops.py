@@ -353,11 +353,16 @@ def slice_(ctx):
     """A step-1 Slice as one Caffe Slice per cut axis: the kept piece goes
     on, the pieces cut off go to a Silence layer."""
     shape = ctx.in_shape()
-    starts = ctx.needs_const(1, "starts").tolist()
-    ends = ctx.needs_const(2, "ends").tolist()
-    axes = (ctx.const(3).tolist() if ctx.const(3) is not None
-            else list(range(len(starts))))
-    steps = ctx.const(4).tolist() if ctx.const(4) is not None else []
+    if ctx.importer.opset < 10:         # attributes until opset 10
+        starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
+        axes = list(ctx.attr("axes", range(len(starts))))
+        steps = []
+    else:
+        starts = ctx.needs_const(1, "starts").tolist()
+        ends = ctx.needs_const(2, "ends").tolist()
+        axes = (ctx.const(3).tolist() if ctx.const(3) is not None
+                else list(range(len(starts))))
+        steps = ctx.const(4).tolist() if ctx.const(4) is not None else []
     if any(step != 1 for step in steps):
         raise ctx.error("slices with a step other than 1; Caffe's Slice cuts "
                         "contiguous pieces", "steps", tuple(steps))

@@ -326,3 +326,20 @@ def test_symbolic_input_needs_a_shape():
     assert list(result.net.layer[0].input_param.shape[0].dim) == [2, 3, 4, 4]
     with pytest.raises(KaffeConfigError, match="not an input"):
         load(model, shapes={"data": (1, 3, 4, 4)})
+
+
+class Cut(nn.Module):
+    def forward(self, x):
+        return torch.clamp(x[:, 1:3, 2:-1], 0, 6)
+
+
+@pytest.mark.parametrize("opset", [9, 11, 13])
+def test_older_opsets_keep_their_attributes(tmp_path, opset):
+    """Slice, Clip, Pad and Upsample read attributes before opsets 10/11."""
+    model = nn.Sequential(Cut(), nn.ZeroPad2d(1), nn.Conv2d(2, 3, 3),
+                          nn.Upsample(scale_factor=2)).eval()
+    torch.manual_seed(0)
+    result, _, _ = import_and_check(tmp_path, to_onnx(model, (1, 4, 6, 5),
+                                                      opset=opset))
+    types = [layer.type for layer in result.net.layer]
+    assert types.count("Slice") == 2 and "Deconvolution" in types
