@@ -14,10 +14,13 @@ descending score, ties to the smaller index, output grouped by batch and
 class); keep_top_k as a TopK on the selected scores followed by sorting the
 kept positions back into NMS order; the empty case as an If.
 
-Limits (errors naming the field): share_location: false (ONNX's NMS shares
-boxes across classes), adaptive NMS (eta < 1 with nms_threshold > 0.5), and
-keep_top_k with a batch other than 1 or a dynamic batch (keep_top_k is per
-image).
+With share_location: false every class has its own boxes, so each class
+gets its own NonMaxSuppression node and the results are concatenated in
+class order.
+
+Limits (errors naming the field): adaptive NMS (eta < 1 with nms_threshold
+> 0.5), and keep_top_k with a batch other than 1 or a dynamic batch
+(keep_top_k is per image).
 """
 import numpy as np
 
@@ -29,11 +32,6 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def _check(ctx, p, batch):
-    if not p.share_location:
-        raise ctx.error("per-class boxes need one NMS per class with its own "
-                        "boxes, which kaffe does not write",
-                        field="detection_output_param.share_location",
-                        received=False)
     nms = p.nms_param
     if nms.eta < 1 and nms.nms_threshold > 0.5:
         raise ctx.error("adaptive NMS (eta < 1) has no ONNX counterpart",
@@ -53,7 +51,8 @@ def _split4(g, x, axis, hint):
 
 
 def _decode(ctx, p, loc, priors, num_priors):
-    """(N, P, 4) decoded boxes from loc (N, P, 4) and priors (1, 2, P·4)."""
+    """Decoded boxes from loc (…, P, 4) and priors (1, 2, P·4): (N, P, 4)
+    shared by the classes, or (N, C, P, 4) one set per class."""
     g = ctx.graph
     table = ctx.reshape(priors, (2, num_priors, 4), static=True)
     boxes = g.op("Gather", [table, g.ints([0], ctx.hint("row0"))],
@@ -84,7 +83,7 @@ def _decode(ctx, p, loc, priors, num_priors):
               ctx.hint("center_x"))
     cy = g.op("Mul", [g.op("Add", [y0, y1], ctx.hint("sum_y")), half],
               ctx.hint("center_y"))
-    l0, l1, l2, l3 = _split4(g, loc, 2, ctx.hint("loc"))
+    l0, l1, l2, l3 = _split4(g, loc, -1, ctx.hint("loc"))
     v = _split4(g, var, 1, ctx.hint("var")) if var is not None \
         else (None,) * 4
     dcx = g.op("Add", [g.op("Mul", [scaled(l0, v[0]), width],
@@ -101,7 +100,7 @@ def _decode(ctx, p, loc, priors, num_priors):
                g.op("Sub", [dcy, half_h], ctx.hint("ymin")),
                g.op("Add", [dcx, half_w], ctx.hint("xmax")),
                g.op("Add", [dcy, half_h], ctx.hint("ymax"))]
-    return g.op("Concat", corners, ctx.hint("boxes"), axis=2)
+    return g.op("Concat", corners, ctx.hint("boxes"), axis=-1)
 
 
 @converts("DetectionOutput")
@@ -113,7 +112,12 @@ def detection_output(ctx):
     _check(ctx, p, batch)
     num_priors = prior_shape[2] // 4
     classes = p.num_classes
-    loc = ctx.reshape(ctx.inputs[0], (batch, num_priors, 4))
+    if p.share_location:
+        loc = ctx.reshape(ctx.inputs[0], (batch, num_priors, 4))
+    else:       # the fork's (N, P, C, 4) layout, as (N, C, P, 4)
+        loc = g.op("Transpose", [ctx.reshape(
+            ctx.inputs[0], (batch, num_priors, classes, 4))],
+            ctx.hint("loc_by_class"), perm=[0, 2, 1, 3])
     boxes = _decode(ctx, p, loc, ctx.inputs[2], num_priors)
     conf = ctx.reshape(ctx.inputs[1], (batch, num_priors, classes),
                        like=conf_shape)
@@ -146,17 +150,24 @@ def detection_output(ctx):
     threshold = (p.confidence_threshold if p.HasField("confidence_threshold")
                  else -_FLT_MAX)
     per_class = top_k if -1 < top_k < num_priors else num_priors
-    selected = g.op("NonMaxSuppression", [
-        boxes, candidates, g.ints([per_class], ctx.hint("per_class")),
-        g.const([p.nms_param.nms_threshold], ctx.hint("iou")),
-        g.const([threshold], ctx.hint("score_threshold"))],
-        ctx.hint("nms"), center_point_box=0)
+    nms_inputs = [g.ints([per_class], ctx.hint("per_class")),
+                  g.const([p.nms_param.nms_threshold], ctx.hint("iou")),
+                  g.const([threshold], ctx.hint("score_threshold"))]
+    if p.share_location:
+        selected = g.op("NonMaxSuppression", [boxes, candidates] + nms_inputs,
+                        ctx.hint("nms"), center_point_box=0)
+    else:
+        selected = _nms_per_class(ctx, boxes, candidates, nms_inputs,
+                                  classes, p.background_label_id)
     if p.keep_top_k > -1:
         selected = _keep_top_k(ctx, scores, selected, p.keep_top_k)
     picked_scores = g.op("GatherND", [scores, selected], ctx.hint("score"))
-    image_box = g.op("Gather", [selected, g.ints([0, 2], ctx.hint("ib"))],
+    if p.share_location:
+        where = g.op("Gather", [selected, g.ints([0, 2], ctx.hint("ib"))],
                      ctx.hint("image_box"), axis=1)
-    picked_boxes = g.op("GatherND", [boxes, image_box], ctx.hint("picked"))
+    else:
+        where = selected
+    picked_boxes = g.op("GatherND", [boxes, where], ctx.hint("picked"))
     image_label = g.op("Cast", [g.op(
         "Gather", [selected, g.ints([0, 1], ctx.hint("il"))],
         ctx.hint("image_label"), axis=1)], ctx.hint("image_label_f"), to=1)
@@ -166,6 +177,32 @@ def detection_output(ctx):
     detections = g.op("Unsqueeze", [rows, g.ints([0, 1], ctx.hint("axes01"))],
                       ctx.hint("detections"))
     return _empty_case(ctx, selected, detections, batch)
+
+
+def _nms_per_class(ctx, boxes, candidates, nms_inputs, classes, background):
+    """One NonMaxSuppression per class on that class's own boxes, the
+    results relabelled and concatenated in class order (as ONNX's NMS
+    orders them when the boxes are shared)."""
+    g = ctx.graph
+    parts = []
+    for c in range(classes):
+        if c == background:
+            continue
+        own = g.op("Gather", [boxes, g.ints([c], ctx.hint(f"c{c}"))],
+                   ctx.hint(f"boxes{c}"), axis=1)
+        own = g.op("Squeeze", [own, g.ints([1], ctx.hint(f"axis{c}"))],
+                   ctx.hint(f"boxes{c}_"))
+        score = g.op("Slice", [candidates, g.ints([c], ctx.hint(f"s{c}")),
+                               g.ints([c + 1], ctx.hint(f"e{c}")),
+                               g.ints([1], ctx.hint(f"a{c}"))],
+                     ctx.hint(f"scores{c}"))
+        kept = g.op("NonMaxSuppression", [own, score] + nms_inputs,
+                    ctx.hint(f"nms{c}"), center_point_box=0)
+        parts.append(g.op("Add", [kept, g.ints([0, c, 0], ctx.hint(
+            f"label{c}"))], ctx.hint(f"kept{c}")))
+    if len(parts) == 1:
+        return parts[0]
+    return g.op("Concat", parts, ctx.hint("kept_all"), axis=0)
 
 
 def _keep_top_k(ctx, scores, selected, keep):

@@ -96,7 +96,7 @@ layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
 layer { name: "conv_norm" type: "Normalize" bottom: "conv" top: "conv_norm"
   norm_param { across_spatial: false channel_shared: false scale_filler { type: "constant" value: 20 } } }
 layer { name: "loc" type: "Convolution" bottom: "conv_norm" top: "loc"
-  convolution_param { num_output: 12 kernel_size: 3 pad: 1 %s } }
+  convolution_param { num_output: %d kernel_size: 3 pad: 1 %s } }
 layer { name: "loc_perm" type: "Permute" bottom: "loc" top: "loc_perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
 layer { name: "loc_flat" type: "Flatten" bottom: "loc_perm" top: "loc_flat" flatten_param { axis: 1 } }
 layer { name: "conf" type: "Convolution" bottom: "conv_norm" top: "conf"
@@ -110,21 +110,26 @@ layer { name: "conf_reshape" type: "Reshape" bottom: "conf_flat" top: "conf_resh
 layer { name: "conf_softmax" type: "Softmax" bottom: "conf_reshape" top: "conf_softmax" softmax_param { axis: 2 } }
 layer { name: "conf_out" type: "Flatten" bottom: "conf_softmax" top: "conf_out" }
 layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom: "conf_out" bottom: "priors"
-  top: "detection_out" detection_output_param { num_classes: 3 share_location: true background_label_id: 0
+  top: "detection_out" detection_output_param { num_classes: 3 share_location: %s background_label_id: %d
   nms_param { nms_threshold: 0.45 %s } code_type: %s keep_top_k: %d %s } }
 '''
 
 
-@pytest.mark.parametrize("code, top_k, keep, threshold", [
-    ("CENTER_SIZE", "top_k: 20", 10, "confidence_threshold: 0.2"),
-    ("CORNER", "", -1, ""),
-    ("CORNER_SIZE", "top_k: 5", 3, "confidence_threshold: 0.3"),
-    ("CENTER_SIZE", "", 10, "confidence_threshold: 0.99"),  # nothing found
+@pytest.mark.parametrize("code, top_k, keep, threshold, shared, background", [
+    ("CENTER_SIZE", "top_k: 20", 10, "confidence_threshold: 0.2", True, 0),
+    ("CORNER", "", -1, "", True, 0),
+    ("CORNER_SIZE", "top_k: 5", 3, "confidence_threshold: 0.3", True, 2),
+    ("CENTER_SIZE", "", 10, "confidence_threshold: 0.99", True, 0),  # none
+    ("CENTER_SIZE", "top_k: 8", 6, "confidence_threshold: 0.2", False, 1),
 ])
-def test_ssd_head_detections_match(tmp_path, code, top_k, keep, threshold):
+def test_ssd_head_detections_match(tmp_path, code, top_k, keep, threshold,
+                                   shared, background):
     require("PriorBox", "Permute", "Normalize", "DetectionOutput")
     filler = 'weight_filler { type: "gaussian" std: 0.3 }'
-    text = SSD_HEAD % (filler, filler, filler, top_k, code, keep, threshold)
+    loc_outputs = 12 if shared else 36
+    text = SSD_HEAD % (filler, loc_outputs, filler, filler,
+                       str(shared).lower(), background, top_k, code, keep,
+                       threshold)
     net = net_from_text(tmp_path, text)
     result, report = export_and_check(net, tmp_path)
     row = next(r for r in report.rows if r.blob == "detection_out")
