@@ -113,9 +113,9 @@ def pooling(ctx):
         return ctx.graph.op(op, [x], ctx.name, out=ctx.out())
     size = ctx.bottom_shapes[0][2:]
     out = ctx.top_shapes[0][2:]
-    ends = pool_end_pads(size, g.kernel, g.stride, g.pad, out)
-    kernel, stride = list(g.kernel), list(g.stride)
     if g.method == "MAX" and len(ctx.top_shapes) == 2:
+        ends = pool_end_pads(size, g.kernel, g.stride, g.pad, out)
+        kernel, stride = list(g.kernel), list(g.stride)
         # The argmax top: Caffe's index h·W + w within the channel, as a
         # float; ONNX's runs over the whole (N, C, H, W) input.
         values, flat = ctx.graph.op(
@@ -126,18 +126,25 @@ def pooling(ctx):
             [size[0] * size[1]], ctx.hint("plane"))], ctx.hint("index"))
         return [values, ctx.graph.op("Cast", [within], ctx.hint("mask"),
                                      out=ctx.out(1), to=1)]
-    if g.method == "MAX":
-        # MaxPool ignores padding as Caffe does.
-        return ctx.graph.op("MaxPool", [x], ctx.name, out=ctx.out(),
-                            kernel_shape=kernel, strides=stride,
-                            pads=list(g.pad) + ends)
     if g.method == "STOCHASTIC":
         return _stochastic_test(ctx, x, g, size, out)
+    return _pool_windows(ctx, x, g, size, out, ctx.name, ctx.out())
+
+
+def _pool_windows(ctx, x, g, size, out, hint, out_name=None):
+    """MAX or AVE pooling with geometry ``g`` giving Caffe's ``out`` size."""
+    ends = pool_end_pads(size, g.kernel, g.stride, g.pad, out)
+    kernel, stride = list(g.kernel), list(g.stride)
+    if g.method == "MAX":
+        # MaxPool ignores padding as Caffe does.
+        return ctx.graph.op("MaxPool", [x], hint, out=out_name,
+                            kernel_shape=kernel, strides=stride,
+                            pads=list(g.pad) + ends)
     # Caffe divides by the window clipped to the padded input [-pad,
     # size + pad): padding counts, a ceil-mode overhang past it does not.
     if all(e <= p for e, p in zip(ends, g.pad)):
         # No window reaches past size + pad: count_include_pad is exact.
-        return ctx.graph.op("AveragePool", [x], ctx.name, out=ctx.out(),
+        return ctx.graph.op("AveragePool", [x], hint, out=out_name,
                             kernel_shape=kernel, strides=stride,
                             pads=list(g.pad) + ends, count_include_pad=1)
     # Zero-pad explicitly (those zeros count), then let the overhang be ONNX
@@ -145,11 +152,34 @@ def pooling(ctx):
     pads = [0, 0] + list(g.pad) + [0, 0] + list(g.pad)
     padded = ctx.graph.op(
         "Pad", [x, ctx.graph.ints(pads, ctx.hint("pads"))],
-        ctx.hint("pad"), mode="constant")
+        hint + "/pad", mode="constant")
     overhang = [max(e - p, 0) for e, p in zip(ends, g.pad)]
-    return ctx.graph.op("AveragePool", [padded], ctx.name, out=ctx.out(),
+    return ctx.graph.op("AveragePool", [padded], hint, out=out_name,
                         kernel_shape=kernel, strides=stride,
                         pads=[0, 0] + overhang, count_include_pad=0)
+
+
+@converts("SPP")
+def spp(ctx):
+    """Spatial pyramid pooling: each level's Pooling (the geometries the
+    layer publishes), flattened and concatenated in level order; one level
+    is the bare Pooling output."""
+    levels = ctx.node.layer.level_geometries
+    size = ctx.bottom_shapes[0][2:]
+    if levels[0].method == "STOCHASTIC":
+        raise ctx.error("its STOCHASTIC levels sample at random (Caffe builds "
+                        "them in the TRAIN phase)", field="spp_param.pool")
+    if len(levels) == 1:
+        g = levels[0]
+        return _pool_windows(ctx, ctx.inputs[0], g, size,
+                             g.output_spatial(size), ctx.name, ctx.out())
+    flat = []
+    for i, g in enumerate(levels):
+        pooled = _pool_windows(ctx, ctx.inputs[0], g, size,
+                               g.output_spatial(size), ctx.hint(f"level{i}"))
+        flat.append(ctx.graph.op("Flatten", [pooled],
+                                 ctx.hint(f"level{i}_flat"), axis=1))
+    return ctx.graph.op("Concat", flat, ctx.name, out=ctx.out(), axis=1)
 
 
 def _stochastic_test(ctx, x, g, size, out):

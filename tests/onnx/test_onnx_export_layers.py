@@ -49,6 +49,12 @@ CASES = {
       layer { name: "p" type: "Pooling" bottom: "a" top: "p"
       pooling_param { pool: STOCHASTIC kernel_size: 3 stride: 2 } }''',
                                    (1, 2, 10, 9)),
+    "spp": single('''layer { name: "s1" type: "SPP" bottom: "data" top: "s1"
+      spp_param { pyramid_height: 3 } }
+      layer { name: "s2" type: "SPP" bottom: "data" top: "s2"
+      spp_param { pyramid_height: 2 pool: AVE } }
+      layer { name: "s3" type: "SPP" bottom: "data" top: "s3"
+      spp_param { pyramid_height: 1 } }''', (2, 3, 13, 10)),
     "pool-global": single('''layer { name: "p" type: "Pooling"
       bottom: "data" top: "p" pooling_param { pool: MAX global_pooling: true
       } }'''),
@@ -192,9 +198,12 @@ def test_dropout_writes_no_node(tmp_path):
 def test_unsupported_layer_is_named(tmp_path):
     from kaffe.errors import KaffeConfigError
     from kaffe.onnx import export
-    net = net_from_text(tmp_path, single('''layer { name: "sp" type: "SPP"
-      bottom: "data" top: "sp" spp_param { pyramid_height: 2 } }'''))
-    with pytest.raises(KaffeConfigError, match=r"layer 'sp' \(SPP\).*ONNX"):
+    net = net_from_text(tmp_path, single('''layer { name: "lstm" type: "LSTM"
+      bottom: "data" bottom: "cont" top: "h" recurrent_param {
+      num_output: 4 weight_filler { type: "gaussian" std: 0.1 } } }''',
+      (3, 2, 5), extra_inputs='''layer { name: "cont" type: "Input"
+      top: "cont" input_param { shape { dim: 3 dim: 2 } } }'''))
+    with pytest.raises(KaffeConfigError, match=r"layer 'lstm' \(LSTM\).*ONNX"):
         export(net, str(tmp_path / "m.onnx"))
     assert not (tmp_path / "m.onnx").exists()
 

@@ -89,19 +89,19 @@ def test_export_train_net_with_shape(tmp_path, capsys):
 
 
 def test_export_refuses_an_inexpressible_layer(tmp_path, capsys):
-    prototxt = tmp_path / "spp.prototxt"
+    prototxt = tmp_path / "im2col.prototxt"
     prototxt.write_text(
         'layer { name: "data" type: "Input" top: "data" input_param { shape '
         '{ dim: 1 dim: 2 dim: 8 dim: 8 } } }\n'
-        'layer { name: "pyramid" type: "SPP" bottom: "data" top: "spp" '
-        'spp_param { pyramid_height: 2 } }\n')
+        'layer { name: "columns" type: "Im2col" bottom: "data" top: "cols" '
+        'convolution_param { kernel_size: 3 } }\n')
     net = kaffe.Net(str(prototxt), kaffe.TEST)
     weights = tmp_path / "spp.caffemodel"
     net.save(str(weights))
     status, out, err = run(["export", str(prototxt), str(weights), "-o",
                             str(tmp_path / "spp.onnx")], capsys)
     assert status == 2
-    assert err.startswith("kaffe: error: layer 'pyramid' (SPP): cannot be "
+    assert err.startswith("kaffe: error: layer 'columns' (Im2col): cannot be "
                           "exported to ONNX")
     assert "Traceback" not in err
     assert not (tmp_path / "spp.onnx").exists()
