@@ -258,27 +258,19 @@ class Exporter:
                 continue
             seen.add(value)
             if value in inputs:
-                value = self.graph.op("Identity", [value],
-                                      self.graph.fresh(blob + "/output"))
+                value = self.graph.op("Identity", [value], blob + "/output")
                 self.values[blob] = value
             graph_outputs.append(info(blob, value))
         graph = helper.make_graph(
             self.graph.nodes, self.net.name or "kaffe", graph_inputs,
             graph_outputs, self.graph.initializers)
-        model = helper.make_model(
-            graph, producer_name="kaffe",
-            opset_imports=[helper.make_opsetid("", self.graph.opset)])
-        model.ir_version = min(model.ir_version, _max_ir_version(onnx))
+        opsets = [helper.make_opsetid("", self.graph.opset)]
+        model = helper.make_model(graph, producer_name="kaffe",
+                                  opset_imports=opsets)
+        # The oldest IR version that has the opset, so that runtimes which
+        # lag behind the onnx package still read the file.
+        model.ir_version = helper.find_min_ir_version_for(opsets)
         return model
-
-
-def _max_ir_version(onnx):
-    """The IR version onnxruntime reads (ORT lags behind onnx)."""
-    try:
-        import onnxruntime  # noqa: F401 (only its presence matters)
-    except ImportError:
-        return onnx.IR_VERSION
-    return min(onnx.IR_VERSION, 10)
 
 
 def export(net, path=None, *, opset=DEFAULT_OPSET, dynamic_batch=False,
