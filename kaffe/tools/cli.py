@@ -42,6 +42,8 @@ COMMANDS = {
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
     "classify": "classify",
     "detect": "detect",
+    "export": "export",
+    "import": "import_",
 }
 
 
