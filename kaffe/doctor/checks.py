@@ -55,6 +55,19 @@ def _source_layer(run, blob, before=None):
     return layer
 
 
+def blob_stats(run, record, blob, before=None):
+    """The statistics of ``blob`` in ``record`` as the last layer before
+    index ``before`` (any, if None) left it; None if not recorded."""
+    found = None
+    for layer in run.layers:
+        if before is not None and layer["index"] >= before:
+            break
+        s = record.get("tops", {}).get(layer["name"], {}).get(blob)
+        if s is not None:
+            found = s
+    return found
+
+
 def _learnable(run):
     """Layers owning parameters, in order."""
     return [layer for layer in run.layers
@@ -87,7 +100,7 @@ def check_label_range(run):
     """Labels outside [0, C) of a classifier with C outputs (ignore_label
     aside): Caffe reads past the scores, kaffe stops."""
     out, seen = [], set()
-    for record in run.records:
+    for record in run.sampled:
         for name, lab in record.get("labels", {}).items():
             if name in seen or not lab["bad"]:
                 continue
@@ -217,19 +230,20 @@ def check_batchnorm_phase(run):
 def check_input_scale(run):
     """Raw 0–255 pixels reaching the first learnable layer."""
     learnable = _learnable(run)
-    if not learnable or not run.records:
+    if not learnable or not run.sampled:
         return []
     first = learnable[0]
     if not first["bottoms"]:
         return []
     blob = first["bottoms"][0]
-    stats = [r["blobs"][blob] for r in run.records if blob in r["blobs"]]
     source = _source_layer(run, blob, first["index"])
+    stats = [s for s in (blob_stats(run, r, blob, first["index"])
+                         for r in run.sampled) if s is not None]
     if not stats and source is not None:
-        # The blob is the top of an in-place layer or a Split: use the data
-        # layer's own top.
+        # The blob comes through a Split: use the data layer's own top.
         blob = source["tops"][0]
-        stats = [r["blobs"][blob] for r in run.records if blob in r["blobs"]]
+        stats = [s for s in (blob_stats(run, r, blob) for r in run.sampled)
+                 if s is not None]
     if not stats:
         return []
     lo = min(s["min"] for s in stats if _finite(s["min"]))
@@ -251,7 +265,7 @@ def check_input_scale(run):
         f"'{blob}' reaches '{first['name']}' with values {lo:g}..{hi:g} "
         f"(mean {mean:g}): raw pixels, not scaled or centred",
         fix, layer=first["name"], blob=blob,
-        iteration=run.records[0]["iter"], run=run, min=lo, max=hi,
+        iteration=run.sampled[0]["iter"], run=run, min=lo, max=hi,
         mean=mean, std=stats[0]["std"], scale=cfg.get("scale"),
         mean_subtracted=cfg.get("mean", False))]
 
@@ -282,9 +296,9 @@ def check_frozen(run):
             "frozen", "error", "base_lr is 0, so training changes nothing",
             "set base_lr in the solver (0.01 is Caffe's usual start)",
             run=run, **evidence)]
-    updates = [p["update_norm"] for r in run.records
+    updates = [p["update_norm"] for r in run.sampled
                for p in r.get("params", {}).values() if "update_norm" in p]
-    grads = [p["grad_norm"] for r in run.records
+    grads = [p["grad_norm"] for r in run.sampled
              for p in r.get("params", {}).values()]
     # Gradients that arrive but change nothing (with no gradient at all the
     # trouble is upstream: dead units, zero weights).
@@ -294,7 +308,7 @@ def check_frozen(run):
         evidence["largest_update"] = 0.0
         return [_finding(
             "frozen", "error", f"no parameter changed in "
-            f"{len(run.records)} recorded iterations",
+            f"{len(run.sampled)} recorded iterations",
             "check lr_mult, base_lr and that the loss reaches the learnable "
             "layers (loss_weight, propagate_down)", run=run, **evidence)]
     return []
@@ -304,7 +318,7 @@ def _update_ratios(run):
     """Per record with updates: [(ratio, iteration, layer, update, weight)]
     for the layers whose weights and update are finite and non-zero."""
     out = []
-    for record in run.records:
+    for record in run.sampled:
         row = []
         for name, p in record.get("params", {}).items():
             u, w = p.get("update_norm"), p.get("weight_norm")
@@ -355,7 +369,8 @@ def check_lr_too_high(run):
     else:
         return []
     lr = solver["base_lr"]
-    suggest = lr * min(0.1, 1e-2 / max(ratio, 1e-12))
+    # Down by the powers of ten that bring the step under 1e-2 of the weights.
+    suggest = lr / 10 ** max(1, math.ceil(math.log10(ratio / 1e-2)))
     return [_finding(
         "lr_too_high", severity,
         f"the update of '{name}' at iteration {it} is {ratio:.3g}× its "
@@ -374,9 +389,9 @@ def check_lr_too_high(run):
 def check_dead_relu(run):
     """ReLU units (channels) whose input was never positive in any sampled
     batch (inputs exactly zero everywhere are left to constant_output)."""
-    if not run.records:
+    if not run.sampled:
         return []
-    last = run.records[-1]
+    last = run.sampled[-1]
     out = []
     for name, r in last.get("relu", {}).items():
         units, dead = r["units"], r["never_positive"]
@@ -397,7 +412,7 @@ def check_dead_relu(run):
         out.append(_finding(
             "dead_relu", severity,
             f"{dead} of {units} units of '{name}' were never positive in "
-            f"{len(run.records)} sampled batches (largest input "
+            f"{len(run.sampled)} sampled batches (largest input "
             f"{r['max_input']:g})",
             "initialise the layer before it with weight_filler msra or "
             "xavier and bias_filler constant 0 (or a small positive value), "
@@ -412,7 +427,7 @@ def check_dead_relu(run):
 
 def check_nonfinite(run):
     """The first blob that turned NaN/Inf, with its inputs' ranges."""
-    event = next((r["nonfinite"] for r in run.records if "nonfinite" in r),
+    event = next((r["nonfinite"] for r in run.sampled if "nonfinite" in r),
                  None)
     losses = _losses(run)
     if event is None:
@@ -451,9 +466,11 @@ def check_saturated_softmax(run):
         if layer["type"] != "SoftmaxWithLoss" or not layer["tops"]:
             continue
         top = layer["tops"][0]
-        stuck = [(r["iter"], r["blobs"][top]["max"]) for r in run.records
-                 if top in r["blobs"] and _finite(r["blobs"][top]["max"])
-                 and r["blobs"][top]["max"] >= FLT_MIN_LOSS * 0.999]
+        values = [(r["iter"], r.get("tops", {}).get(layer["name"], {})
+                   .get(top)) for r in run.sampled]
+        stuck = [(it, s["max"]) for it, s in values
+                 if s is not None and _finite(s["max"])
+                 and s["max"] >= FLT_MIN_LOSS * 0.999]
         if stuck:
             out.append(_finding(
                 "saturated_softmax", "error",
@@ -468,7 +485,7 @@ def check_saturated_softmax(run):
             continue
         scores = layer["bottoms"][0]
         sat = [(r["iter"], r["scores"][scores]["saturated"])
-               for r in run.records if scores in r.get("scores", {})]
+               for r in run.sampled if scores in r.get("scores", {})]
         heavy = [s for s in sat if s[1] >= 0.5]
         if heavy:
             out.append(_finding(
@@ -499,7 +516,7 @@ def check_exploding_gradient(run):
     learnable = _learnable(run)
     out = []
     grads = {}
-    for record in run.records:
+    for record in run.sampled:
         for name, p in record.get("params", {}).items():
             grads.setdefault(name, []).append((record["iter"],
                                                p["grad_norm"]))
@@ -517,8 +534,8 @@ def check_exploding_gradient(run):
                 layer=name, iteration=i1, run=run, grad_norm_first=g0,
                 grad_norm_peak=g1, growth=g1 / g0))
             break
-    if run.records and len(learnable) >= 2:
-        rel = _relative_gradients(run.records[0], learnable)
+    if run.sampled and len(learnable) >= 2:
+        rel = _relative_gradients(run.sampled[0], learnable)
         if len(rel) >= 2 and rel[-1][1] > 0 and \
                 rel[0][1] / rel[-1][1] >= GRADIENT_SPREAD:
             out.append(_finding(
@@ -527,7 +544,7 @@ def check_exploding_gradient(run):
                 f"{rel[0][1] / rel[-1][1]:.3g}× that of '{rel[-1][0]}'",
                 "normalise between layers (BatchNorm) or scale the "
                 "initialisation down (xavier/msra fillers)",
-                layer=rel[0][0], iteration=run.records[0]["iter"], run=run,
+                layer=rel[0][0], iteration=run.sampled[0]["iter"], run=run,
                 relative_gradients=dict(rel)))
     return out
 
@@ -536,9 +553,9 @@ def check_vanishing_gradient(run):
     """The first learnable layers get (almost) no gradient compared with the
     last."""
     learnable = _learnable(run)
-    if not run.records or len(learnable) < 2:
+    if not run.sampled or len(learnable) < 2:
         return []
-    record = run.records[0]
+    record = run.sampled[0]
     rel = _relative_gradients(record, learnable)
     if len(rel) < 2 or rel[-1][1] <= 0:
         return []
@@ -558,7 +575,7 @@ def check_constant_output(run):
     """The scores do not depend on the input: the same for every item."""
     out = []
     inputs = _input_variation(run)
-    for record in run.records[-1:]:
+    for record in run.sampled[-1:]:
         for blob, s in record.get("scores", {}).items():
             if s["items"] < 2 or not _finite(s["batch_std"]) or \
                     not _finite(s["absmean"]):
@@ -587,10 +604,10 @@ def _input_variation(run):
     """How much the first learnable layer's input varies over a batch
     (its std over a sample), or None if unknown."""
     learnable = _learnable(run)
-    if not learnable or not learnable[0]["bottoms"] or not run.records:
+    if not learnable or not learnable[0]["bottoms"] or not run.sampled:
         return None
     blob = learnable[0]["bottoms"][0]
-    s = run.records[-1]["blobs"].get(blob)
+    s = blob_stats(run, run.sampled[-1], blob, learnable[0]["index"])
     return None if s is None else s["std"]
 
 

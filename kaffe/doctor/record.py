@@ -5,7 +5,8 @@ A :class:`Recorder` hooks into a net through its public callbacks
 solver through ``solver.add_callback``. On a *sampled* iteration (every
 ``every``-th) it keeps, per layer:
 
-* each top's range, mean, std, |mean| and zero fraction (min, max and the
+* each layer's tops' range, mean, std, |mean| and zero fraction (keyed by
+  layer, so an in-place layer's input and output both show; min, max and the
   NaN/Inf count over the whole blob; the moments over a strided sample of
   at most ``sample`` values);
 * each bottom gradient's norm and largest magnitude, after backward;
@@ -24,6 +25,7 @@ sampled iteration) so that they can be written as JSON lines to a
 ``--stats`` directory and read back (:mod:`kaffe.doctor.store`).
 """
 import math
+import os
 
 import numpy as np
 
@@ -82,7 +84,7 @@ class Recorder:
         self.iteration = iteration
         self.sampling = iteration % self.every == 0
         if self.sampling:
-            self.current = {"iter": iteration, "blobs": {}, "diffs": {},
+            self.current = {"iter": iteration, "tops": {}, "diffs": {},
                             "params": {}, "relu": {}, "labels": {},
                             "scores": {}}
 
@@ -107,6 +109,16 @@ class Recorder:
         if self.current is not None and error is not None:
             self.current["error"] = str(error)
         self._close()
+        if self.pending_losses:
+            # The iterations after the last sample still have their losses.
+            record = {"iter": self.iteration, "losses_only": True,
+                      "losses": self.pending_losses}
+            if error is not None:
+                record["error"] = str(error)
+            self.pending_losses = []
+            self.records.append(record)
+            if self.on_record is not None:
+                self.on_record(record)
 
     def _close(self):
         record = self.current
@@ -164,10 +176,11 @@ class Recorder:
             self.pending_losses[-1][1] = _f(self.pending_losses[-1][1] + loss)
         if not self.sampling or node.inserted:
             return
+        tops = self.current["tops"].setdefault(node.name, {})
         for top in node.tops:
             data = to_numpy(self.blobs[top].data)
             stats = array_stats(data, self.sample)
-            self.current["blobs"][top] = stats
+            tops[top] = stats
             if stats["nonfinite"] and self.first_nonfinite is None:
                 self._note_nonfinite(node, top, "forward", stats)
 
@@ -353,3 +366,58 @@ def score_stats(scores, axis=1):
     return {"batch_std": _f(batch_std), "absmean": _f(np.abs(s).mean()),
             "items": int(s.shape[0]),
             "saturated": _f(np.mean(spread > 87.3365)) if s.size else 0.0}
+
+
+def record_training(solver, param, directory, tensorboard=False):
+    """Attach a Recorder to ``solver``'s train net that writes every
+    ``display``-th iteration (every 100th without display) to
+    ``directory``; returns the writer (close it when training ends)."""
+    from .describe import describe_net, match_weights, weight_shapes
+    from .store import StatsWriter, solver_settings
+    net = solver.net
+    every = param.display or 100
+    description = describe_net(net)
+    files = [w.strip() for entry in param.weights for w in entry.split(",")
+             if w.strip()]
+    meta = {"mode": "train", "net": description,
+            "solver": solver_settings(param), "every": every,
+            "weights": [match_weights(description, weight_shapes(w), w)
+                        for w in files]}
+    meta["net_file"] = NET_FILE
+    meta["train_state"] = {"level": param.train_state.level,
+                           "stages": list(param.train_state.stage)}
+    writer = StatsWriter(directory, meta, tensorboard=tensorboard)
+    write_train_net(param, os.path.join(directory, NET_FILE))
+    recorder = Recorder(net, every=every, on_record=writer)
+    recorder.attach(solver)
+    return _Finishing(recorder, writer)
+
+
+NET_FILE = "train_net.prototxt"
+
+
+def write_train_net(param, path):
+    """The solver's train net definition as prototxt at ``path``, so that
+    a recorded directory can be drawn without the original files."""
+    from google.protobuf import text_format
+
+    from ..proto.io import atomic_write, load_net
+    if param.HasField("train_net_param"):
+        net = param.train_net_param
+    elif param.HasField("net_param"):
+        net = param.net_param
+    else:
+        net, _ = load_net(param.train_net or param.net)
+    atomic_write(path, text_format.MessageToString(net))
+
+
+class _Finishing:
+    """Closes the last record, then the files."""
+
+    def __init__(self, recorder, writer):
+        self.recorder = recorder
+        self.writer = writer
+
+    def close(self):
+        self.recorder.finish()
+        self.writer.close()

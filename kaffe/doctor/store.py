@@ -34,6 +34,12 @@ class Run:
     error: str = None
 
     @property
+    def sampled(self):
+        """The records of sampled iterations (without the losses-only
+        record that ends a run between two samples)."""
+        return [r for r in self.records if not r.get("losses_only")]
+
+    @property
     def net(self):
         return self.meta["net"]
 
@@ -100,8 +106,9 @@ def write_scalars(writer, record):
     step = record["iter"]
     for it, loss in record.get("losses", []):
         writer.add_scalar("loss", loss, it)
-    for blob, s in record.get("blobs", {}).items():
-        writer.add_scalar(f"activation_std/{blob}", s["std"], step)
+    for layer, tops in record.get("tops", {}).items():
+        for top, s in tops.items():
+            writer.add_scalar(f"activation_std/{layer}/{top}", s["std"], step)
     for name, p in record.get("params", {}).items():
         writer.add_scalar(f"weight_norm/{name}", p["weight_norm"], step)
         writer.add_scalar(f"grad_norm/{name}", p["grad_norm"], step)

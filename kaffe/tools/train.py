@@ -12,7 +12,8 @@ import logging
 import signal
 import sys
 
-from .flags import add_net_state_flags, add_value_flag, stages
+from .flags import add_bool_flag, add_net_state_flags, add_value_flag, \
+    stages
 
 HELP = "train a net with a solver (caffe train)"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -42,6 +43,13 @@ def add_arguments(parser):
     add_value_flag(parser, "sighup_effect", choices=EFFECTS,
                    default="snapshot",
                    help="what SIGHUP does (default snapshot)")
+    add_value_flag(parser, "stats", metavar="DIR",
+                   help="record per-layer activation, gradient and weight "
+                        "statistics every `display` iterations into DIR "
+                        "(for kaffe doctor --stats and kaffe viz --stats)")
+    add_bool_flag(parser, "tensorboard",
+                  help="with --stats: also write them as TensorBoard "
+                       "scalars under DIR/tensorboard (needs tensorboardX)")
     add_value_flag(parser, "progress", choices=("auto", "always", "never"),
                    default="auto",
                    help="progress bar: auto (on a terminal, if tqdm is "
@@ -81,10 +89,35 @@ def run(args):
             log.info("Resuming from %s", args.snapshot)
             solver.restore(args.snapshot)
         log.info("Starting Optimization")
-        with _progress_bar(solver, args.progress):
+        with _progress_bar(solver, args.progress), \
+                _statistics(solver, param, args):
             solver.solve()
     log.info("Optimization Done.")
     return 0
+
+
+class _statistics:
+    """With --stats DIR: a kaffe.doctor Recorder on the train net, writing
+    every `display`-th iteration's statistics to DIR."""
+
+    def __init__(self, solver, param, args):
+        self.writer = None
+        if args.stats:
+            from ..doctor.record import record_training
+            self.writer = record_training(solver, param, args.stats,
+                                          tensorboard=args.tensorboard)
+        elif args.tensorboard:
+            from ..core.errors import KaffeConfigError
+            raise KaffeConfigError("needs --stats DIR (the scalars are "
+                                   "written under DIR/tensorboard)",
+                                   field="--tensorboard")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.close()
 
 
 class _signal_actions:
