@@ -5,7 +5,6 @@ They read only the run's description and records (the numbers a live run
 or a ``--stats`` directory holds), never a net, so that the same checks
 serve ``kaffe doctor --solver``, ``--model`` and ``--stats``.
 """
-import difflib
 import math
 
 from .describe import DATA_TYPES, FLT_MIN_LOSS
@@ -151,7 +150,7 @@ def check_weights_unmatched(run):
                 param=m["param"], file_shape=m["file"], net_shape=m["net"]))
         if not missing and not unused:
             continue
-        guesses = _rename_guesses(missing, unused)
+        guesses = report.get("guesses", {})
         if missing and not report["loaded"]:
             severity = "error"
             message = (f"nothing in {path} was loaded: none of its layer "
@@ -183,17 +182,6 @@ def check_weights_unmatched(run):
             not_loaded=missing, unused_in_file=unused,
             loaded=report["loaded"], rename_guesses=guesses))
     return out
-
-
-def _rename_guesses(missing, unused):
-    guesses = {}
-    pool = list(unused)
-    for name in missing:
-        close = difflib.get_close_matches(name, pool, n=1, cutoff=0.5)
-        if close:
-            guesses[name] = close[0]
-            pool.remove(close[0])
-    return guesses
 
 
 def check_batchnorm_phase(run):

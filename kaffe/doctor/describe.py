@@ -170,6 +170,7 @@ def match_weights(net_description, shapes, path):
     """
     loaded, missing, mismatched = [], [], []
     names = set()
+    net_shapes = {}
     for layer in net_description["layers"]:
         names.add(layer["name"])
         own = [p for p in layer["params"] if not p["shared"]]
@@ -177,6 +178,8 @@ def match_weights(net_description, shapes, path):
             continue
         if layer["name"] not in shapes:
             missing.append(layer["name"])
+            net_shapes[layer["name"]] = [list(p["shape"])
+                                         for p in layer["params"]]
             continue
         bad = False
         for j, (p, s) in enumerate(zip(layer["params"],
@@ -189,7 +192,26 @@ def match_weights(net_description, shapes, path):
             loaded.append(layer["name"])
     unused = [name for name in shapes if name not in names]
     return {"path": os.fspath(path), "loaded": loaded, "missing": missing,
-            "unused": unused, "mismatched": mismatched}
+            "unused": unused, "mismatched": mismatched,
+            "guesses": _rename_guesses(missing, unused, net_shapes, shapes)}
+
+
+def _rename_guesses(missing, unused, net_shapes, file_shapes):
+    """{net layer: file layer it was probably renamed from}: the unused
+    file layer with the same parameter shapes (the closest name among
+    several), else the closest name."""
+    import difflib
+    guesses = {}
+    pool = list(unused)
+    for name in missing:
+        same = [u for u in pool if file_shapes[u] == net_shapes[name]]
+        close = difflib.get_close_matches(name, same, n=1, cutoff=0.0) \
+            if same else difflib.get_close_matches(name, pool, n=1,
+                                                   cutoff=0.6)
+        if close:
+            guesses[name] = close[0]
+            pool.remove(close[0])
+    return guesses
 
 
 def load_matching(net, path, report):

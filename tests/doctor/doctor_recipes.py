@@ -39,9 +39,9 @@ def write_lmdb(path, images, labels):
 
 
 def lenet(source, scale="transform_param { scale: 0.00390625 }",
-          conv1_extra="", ip1_extra="", fillers=None, batch=32,
-          name_conv1="conv1", name_ip1="ip1", name_ip2="ip2",
-          middle=""):
+          conv1_extra="", ip1_extra="", fillers=None, batch=16,
+          name_conv1="conv1", name_conv2="conv2", name_ip1="ip1",
+          name_ip2="ip2", middle=""):
     """A reduced LeNet (8 and 16 filters, 64 hidden units) in prototxt."""
     weight = fillers if fillers is not None else \
         'weight_filler { type: "xavier" }'
@@ -55,7 +55,7 @@ layer {{ name: "{name_conv1}" type: "Convolution" bottom: "data" top: "conv1"
     bias_filler {{ type: "constant" }} }} }}
 layer {{ name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
   pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
-layer {{ name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+layer {{ name: "{name_conv2}" type: "Convolution" bottom: "pool1" top: "conv2"
   {conv1_extra}
   convolution_param {{ num_output: 16 kernel_size: 5 {weight}
     bias_filler {{ type: "constant" }} }} }}
@@ -91,12 +91,14 @@ random_seed: 1
 
 
 def write_recipe(folder, net_text=None, base_lr=0.01, labels_from=0,
-                 solver_extra="", **net_args):
-    """Data, net and solver in ``folder``; returns the solver's path."""
-    images, labels = digits(labels_from=labels_from)
-    db = folder / "train_lmdb"
-    if not db.exists():
-        write_lmdb(db, images, labels)
+                 solver_extra="", db=None, **net_args):
+    """Data (unless ``db`` names one), net and solver in ``folder``;
+    returns the solver's path."""
+    if db is None:
+        images, labels = digits(labels_from=labels_from)
+        db = folder / "train_lmdb"
+        if not db.exists():
+            write_lmdb(db, images, labels)
     net_path = folder / "net.prototxt"
     net_path.write_text(net_text if net_text is not None
                         else lenet(str(db), **net_args))
