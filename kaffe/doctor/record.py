@@ -306,7 +306,8 @@ def array_stats(a, sample=4096):
     if flat.size == 0:
         return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0,
                 "absmean": 0.0, "zero": 0.0, "nonfinite": 0, "count": 0}
-    total = flat.sum()
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = flat.sum()
     nonfinite = 0
     if not np.isfinite(total):
         bad = ~np.isfinite(flat)
