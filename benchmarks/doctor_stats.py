@@ -1,15 +1,18 @@
-"""What ``kaffe train --stats`` costs: LeNet training with and without the
-doctor's Recorder, measured in the same run.
+"""What ``kaffe train --stats`` costs: LeNet training with the doctor's
+Recorder sampling every K-th iteration against not sampling, in one run.
 
-Run ``python benchmarks/doctor_stats.py [--blocks B] [--every K]``. Two
-identical SGD solvers train the MNIST LeNet of benchmarks/lenet.py (batch
-64, one fixed random batch); one has a :class:`kaffe.doctor.Recorder`
-sampling every K-th iteration (K = ``display``, 100 in Caffe's LeNet
-recipe). They run alternately in blocks of K iterations; the times are
-medians over B blocks. It also times K iterations with every iteration
-sampled (``kaffe doctor``'s setting), for reference. Nothing is asserted:
-it prints the times and the ratios (recorded / plain; 1.10 would be a 10 %
-slowdown). BLAS threads as threadpoolctl reports them.
+Run ``python benchmarks/doctor_stats.py [--pairs P] [--every K]``. One SGD
+solver trains the MNIST LeNet of benchmarks/lenet.py (batch 64, one fixed
+random batch) with a :class:`kaffe.doctor.Recorder` attached. Blocks of K
+iterations alternate (A B B A …, so that a drifting machine load cancels)
+between the recorder sampling once per block (``--stats`` with
+``display: K``; K = 100 in Caffe's LeNet recipe) and not sampling at all;
+the ratio is the median over P pairs. Short blocks then compare sampling
+every iteration (``kaffe doctor``'s setting) with not sampling. What the
+callbacks cost when they do not sample is timed by calling them directly.
+The same solver serves every mode, so that nets, caches and memory are the
+same. Nothing is asserted; 1.10 would be a 10 % slowdown. BLAS threads as
+threadpoolctl reports them.
 """
 import argparse
 import os
@@ -26,11 +29,46 @@ import numpy as np  # noqa: E402
 from kaffe.doctor import Recorder  # noqa: E402
 from lenet import kaffe_solver  # noqa: E402
 
+NEVER = 10 ** 9
 
-def block_seconds(solver, iterations):
+
+def block_seconds(solver, recorder, every, iterations):
+    recorder.every = every
+    # Start the block on a multiple of ``every`` so that it samples once.
+    if every != NEVER:
+        solver.step((-solver.iter) % every)
     start = time.perf_counter()
     solver.step(iterations)
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / iterations
+
+
+def paired(solver, recorder, every, block, pairs):
+    """(median ratio sampled/not, median s/iter not sampling, sampling)."""
+    a, b = [], []
+    for k in range(pairs):
+        modes = (NEVER, every) if k % 2 == 0 else (every, NEVER)
+        for mode in modes:
+            t = block_seconds(solver, recorder, mode, block)
+            (a if mode == NEVER else b).append(t)
+    return (statistics.median(y / x for x, y in zip(a, b)),
+            statistics.median(a), statistics.median(b))
+
+
+def idle_hook_seconds(solver, recorder, repeat=2000):
+    """Seconds per iteration the callbacks take when not sampling."""
+    recorder.every = NEVER
+    solver.step(1)
+    n = len(solver.net.layers)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        recorder._on_start()
+        for i in range(n):
+            recorder._before_forward(i)
+            recorder._after_forward(i)
+        for i in reversed(range(n)):
+            recorder._after_backward(i)
+        recorder._on_gradients_ready()
+    return (time.perf_counter() - start) / repeat
 
 
 def threads():
@@ -44,41 +82,33 @@ def threads():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--blocks", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--every", type=int, default=100)
+    parser.add_argument("--short", type=int, default=10,
+                        help="block length for the every-iteration "
+                             "comparison (default 10)")
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     images = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
     labels = rng.integers(0, 10, args.batch).astype(np.float32)
-    plain = kaffe_solver(args.batch, images, labels)
-    watched = kaffe_solver(args.batch, images, labels)
-    recorder = Recorder(watched.net, every=args.every).attach(watched)
-    every_iter = kaffe_solver(args.batch, images, labels)
-    Recorder(every_iter.net, every=1).attach(every_iter)
+    solver = kaffe_solver(args.batch, images, labels)
+    recorder = Recorder(solver.net, every=NEVER).attach(solver)
+    solver.step(2)                                      # warm up
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, {threads()}; "
-          f"LeNet batch {args.batch}, blocks of {args.every} iterations")
-    for solver in (plain, watched, every_iter):
-        solver.step(3)                              # warm up
-    # Alternate A B B A ... so that a drifting machine load cancels out;
-    # the ratio is the median of the per-pair ratios.
-    a, b = [], []
-    for k in range(args.blocks):
-        pair = (plain, watched) if k % 2 == 0 else (watched, plain)
-        times = {id(s): block_seconds(s, args.every) for s in pair}
-        a.append(times[id(plain)])
-        b.append(times[id(watched)])
-    ours, base = statistics.median(b), statistics.median(a)
-    paired = statistics.median(y / x for x, y in zip(a, b))
-    n = min(args.every, 20)
-    c = [block_seconds(plain, n), block_seconds(every_iter, n)]
-    print(f"  plain:                 {base / args.every * 1e3:8.2f} ms/iter")
-    print(f"  --stats (every {args.every:3d}):  "
-          f"{ours / args.every * 1e3:8.2f} ms/iter   ratio {paired:.3f} "
-          f"(median of {args.blocks} paired blocks)")
-    print(f"  every iteration (doctor): {c[1] / n * 1e3:5.2f} ms/iter   "
-          f"ratio {c[1] / c[0]:.3f} (against {c[0] / n * 1e3:.2f} ms/iter "
-          f"plain, {n} iterations)")
+          f"LeNet batch {args.batch}")
+    hooks = idle_hook_seconds(solver, recorder)
+    ratio, base, t = paired(solver, recorder, args.every, args.every,
+                            args.pairs)
+    print(f"  not sampling:            {base * 1e3:8.2f} ms/iter "
+          f"(of which the callbacks {hooks * 1e6:.1f} µs)")
+    print(f"  --stats, every {args.every:3d}:     {t * 1e3:8.2f} ms/iter   "
+          f"ratio {ratio:.3f}  ({args.pairs} pairs of {args.every}-"
+          "iteration blocks)")
+    ratio, base, t = paired(solver, recorder, 1, args.short, args.pairs)
+    print(f"  every iteration (doctor): {t * 1e3:7.2f} ms/iter   "
+          f"ratio {ratio:.3f}  (against {base * 1e3:.2f}; {args.pairs} "
+          f"pairs of {args.short}-iteration blocks)")
     print(f"  records kept: {len(recorder.records)}")
 
 
