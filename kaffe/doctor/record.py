@@ -269,11 +269,9 @@ class Recorder:
     def _note_nonfinite(self, node, blob, direction, stats):
         inputs = {}
         for b in node.bottoms:
-            if b == blob:
+            if b == blob and direction == "forward":
                 continue
-            a = to_numpy(self.blobs[b].data if direction == "forward"
-                         else self.blobs[b].diff)
-            inputs[b] = finite_range(a)
+            inputs[b] = finite_range(to_numpy(self.blobs[b].data))
         if direction == "backward":
             for t in node.tops:
                 inputs[t + " (gradient)"] = finite_range(
@@ -291,8 +289,14 @@ def _own(node):
 
 
 def _sq(a):
+    """Σ a², in float64 when float32 overflows on finite values."""
     flat = a.reshape(-1)
-    return float(np.dot(flat, flat))
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(np.dot(flat, flat))
+    if not math.isfinite(value) and flat.dtype != np.float64:
+        value = float(np.dot(flat.astype(np.float64),
+                             flat.astype(np.float64)))
+    return value
 
 
 def _f(x):
@@ -333,8 +337,7 @@ def array_stats(a, sample=4096):
 def diff_stats(a):
     """A gradient's L2 norm, largest magnitude and NaN/Inf count."""
     flat = a.reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        sq = float(np.dot(flat, flat)) if flat.size else 0.0
+    sq = _sq(flat) if flat.size else 0.0
     nonfinite = 0
     if not math.isfinite(sq):
         nonfinite = int((~np.isfinite(flat)).sum())

@@ -44,7 +44,10 @@ def diagnose_solver(solver, weights=(), iterations=50, level=0, stages=()):
     param.ClearField("weights")
     param.train_state.level = level
     param.train_state.stage.extend(stages)
-    # The doctor trains to look, not to keep: no tests, no snapshots.
+    # The doctor trains to look, not to keep: no test nets (their data is
+    # not opened), no snapshots.
+    for name in ("test_iter", "test_net", "test_net_param", "test_state"):
+        param.ClearField(name)
     param.test_interval = 0
     param.test_initialization = False
     param.snapshot = 0
