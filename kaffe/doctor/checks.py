@@ -451,6 +451,8 @@ def check_saturated_softmax(run):
     that probabilities are exactly 0 and 1."""
     out = []
     for layer in run.layers:
+        if layer["type"] == "Softmax" and layer["tops"]:
+            out.extend(_certain_softmax(run, layer))
         if layer["type"] != "SoftmaxWithLoss" or not layer["tops"]:
             continue
         top = layer["tops"][0]
@@ -486,6 +488,22 @@ def check_saturated_softmax(run):
                 iteration=heavy[0][0], run=run,
                 saturated_fraction=heavy[0][1]))
     return out
+
+
+def _certain_softmax(run, layer):
+    top = layer["tops"][0]
+    for r in run.sampled:
+        s = r.get("tops", {}).get(layer["name"], {}).get(top)
+        if s is not None and s.get("certain", 0) >= 0.5:
+            return [_finding(
+                "saturated_softmax", "warning",
+                f"{s['certain']:.0%} of the items of '{top}' have a "
+                "probability of exactly 1 (and 0 for the other classes)",
+                "the scores before the softmax are huge: scale the inputs "
+                "as in training, and check the weights", layer=layer["name"],
+                blob=top, iteration=r["iter"], run=run,
+                certain_fraction=s["certain"])]
+    return []
 
 
 def _relative_gradients(record, learnable):

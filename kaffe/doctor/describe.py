@@ -8,7 +8,7 @@ run exactly as on a live one.
 """
 import os
 
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 
 # Layer types whose second bottom holds class labels for the first bottom's
 # scores (along softmax_param.axis / accuracy_param.axis / axis 1).

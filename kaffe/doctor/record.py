@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from ..core.backend import to_numpy
+from ..backend import to_numpy
 from .describe import LABELLED
 
 
@@ -180,6 +180,9 @@ class Recorder:
         for top in node.tops:
             data = to_numpy(self.blobs[top].data)
             stats = array_stats(data, self.sample)
+            if node.type == "Softmax" and data.ndim > 1:
+                stats["certain"] = _certain(data, node.param.softmax_param
+                                            .axis % data.ndim)
             tops[top] = stats
             if stats["nonfinite"] and self.first_nonfinite is None:
                 self._note_nonfinite(node, top, "forward", stats)
@@ -280,6 +283,12 @@ class Recorder:
             "iteration": self.iteration, "layer": node.name,
             "type": node.type, "blob": blob, "pass": direction,
             "count": stats.get("nonfinite", 0), "inputs": inputs}
+
+
+def _certain(prob, axis):
+    """The fraction of a softmax's items with a probability of exactly 1."""
+    items = prob.size // max(1, prob.shape[axis])
+    return _f(float((prob == 1).sum()) / max(1, items))
 
 
 def _own(node):

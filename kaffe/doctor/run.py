@@ -13,10 +13,10 @@ import logging
 
 import numpy as np
 
-from ..core.errors import KaffeError
+from ..errors import KaffeError
 from .checks import run_checks
-from .describe import describe_net, describe_param, load_matching, \
-    match_weights, weight_shapes
+from .describe import LABELLED, describe_net, describe_param, \
+    load_matching, match_weights, weight_shapes
 from .findings import ordered
 from .record import Recorder
 from .store import Run, read_run, solver_settings
@@ -35,7 +35,7 @@ def diagnose_solver(solver, weights=(), iterations=50, level=0, stages=()):
     from ..solvers import get_solver
     from ..solvers.solver import load_solver
     if iterations < 1:
-        from ..core.errors import KaffeConfigError
+        from ..errors import KaffeConfigError
         raise KaffeConfigError("must be at least 1", field="--iterations",
                                received=iterations)
     param, source = load_solver(solver)
@@ -85,14 +85,17 @@ def _load_weights(net, files, description):
     return reports
 
 
-def diagnose_model(model, weights=None, image=None):
+def diagnose_model(model, weights=None, image=None, shapes=None):
     """Check deploy net ``model`` (a path): static checks, then two forward
     passes — ``image`` (or a synthetic pattern) and a different input — to
     look for NaN/Inf, saturated probabilities, dead ReLUs and an output
     that does not depend on the input.
 
-    A net with Python layers gets only the static checks: inspecting a net
-    never imports or runs a user's code.
+    Data layers become inputs (their sources are not opened; ``shapes``
+    gives {top: shape} where the net does not say, as ``kaffe explain
+    --shape``). The image is fed as read, RGB (or grey) in [0, 1], resized
+    to the input. A net with Python layers gets only the static checks:
+    inspecting a net never imports or runs a user's code.
     """
     from ..core.net import Net, TEST
     from ..proto.io import load_net
@@ -107,13 +110,18 @@ def diagnose_model(model, weights=None, image=None):
                           "checks ran"]}
         run = Run(meta=meta)
         return ordered(run_checks(run)), run
-    replace_data_layers(param, source, {})
+    replace_data_layers(param, source, shapes or {})
     net = Net.from_param(param, source)
     description = describe_net(net)
     meta = {"mode": "deploy", "net": description, "solver": None,
             "every": 1, "weights": _load_weights(
                 net, [weights] if weights else [], description)}
     recorder = Recorder(net, every=1).attach()
+    # The outputs that carry the net's answer (not losses or accuracies).
+    answers = [name for name in net.outputs
+               if name not in description["loss_blobs"]
+               and not any(name in node.tops and node.type in LABELLED
+                           for node in net.graph)]
     outputs = []
     with np.errstate(all="ignore"):
         for batch in _two_inputs(net, image):
@@ -122,7 +130,7 @@ def diagnose_model(model, weights=None, image=None):
             net.forward()
             outputs.append({name: np.array(net.blobs[name].data,
                                            np.float64)
-                            for name in net.outputs})
+                            for name in answers})
             recorder.next_pass()
     recorder.finish()
     records = recorder.records[:2]
@@ -142,9 +150,20 @@ def _two_inputs(net, image):
     the same picture mirrored with noise added]."""
     from ..viz.report import synthetic_image
     rng = np.random.default_rng(0)
+    maker = {top: node for node in net.graph for top in node.tops}
+    labels = set()
+    for node in net.graph:
+        if node.type in LABELLED and len(node.bottoms) > 1:
+            blob = node.bottoms[1]
+            while blob in maker and maker[blob].type == "Split":
+                blob = maker[blob].bottoms[0]
+            labels.add(blob)
     first, second = {}, {}
     for name in net.inputs:
         shape = net.blobs[name].data.shape
+        if name in labels:          # class 0: valid for any classifier
+            first[name] = second[name] = np.zeros(shape, np.float32)
+            continue
         if len(shape) == 4 and shape[1] in (1, 3):
             if image is not None:
                 from ..io import load_image, resize_image

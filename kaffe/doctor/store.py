@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from ..core.errors import KaffeConfigError, KaffeFormatError
+from ..errors import KaffeConfigError, KaffeFormatError
 
 META = "meta.json"
 STATS = "stats.jsonl"

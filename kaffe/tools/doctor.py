@@ -37,6 +37,7 @@ LOG_LEVEL = logging.WARNING
 
 
 def add_arguments(parser):
+    from .explain import parse_shape
     add_value_flag(parser, "solver", metavar="S.prototxt",
                    help="train this solver's net for --iterations and check")
     add_value_flag(parser, "model", metavar="M.prototxt",
@@ -53,6 +54,11 @@ def add_arguments(parser):
     add_value_flag(parser, "image", metavar="IMG",
                    help="with --model: the image to run (default a "
                         "synthetic pattern)")
+    parser.add_argument("--shape", metavar="BLOB=N,C,H,W", action="append",
+                        default=[], type=parse_shape,
+                        help="with --model: the shape of a data-layer top "
+                             "whose source is not opened (as kaffe "
+                             "explain); repeatable")
     add_value_flag(parser, "save_stats", metavar="DIR",
                    help="with --solver: also write the recorded statistics "
                         "to DIR (for kaffe viz --stats)")
@@ -64,7 +70,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..core.errors import KaffeConfigError
+    from ..errors import KaffeConfigError
     from ..doctor import (diagnose_model, diagnose_solver, diagnose_stats,
                           report_json)
     from .flags import stages
@@ -91,9 +97,10 @@ def run(args):
         if len(weights) > 1:
             raise KaffeConfigError("takes one weight file with --model",
                                    field="--weights", received=args.weights)
+        from .explain import collect_shapes
         findings, recorded = diagnose_model(
             args.model, weights=weights[0] if weights else None,
-            image=args.image)
+            image=args.image, shapes=collect_shapes(args.shape))
         what = f"deploy net {args.model}"
     else:
         findings, recorded = diagnose_stats(args.stats)

@@ -165,3 +165,30 @@ def test_tensorboard_needs_stats(tmp_path, capsys):
     status = cli.main(["train", "--solver", str(tmp_path / "s.prototxt"),
                        "--tensorboard"])
     assert status == 2
+
+
+def test_model_softmax_of_exactly_one_is_saturated(tmp_path, capsys):
+    net = tmp_path / "sat.prototxt"
+    net.write_text("""name: "sat"
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape { dim: 2 dim: 16 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 5
+    weight_filler { type: "gaussian" std: 1000 } } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+""")
+    status, out, _ = doctor(capsys, "--model", str(net), "--json")
+    first = json.loads(out)["findings"][0]
+    assert (first["kind"], first["blob"]) == ("saturated_softmax", "prob")
+    assert first["evidence"]["certain_fraction"] == 1
+
+
+def test_model_with_a_data_layer_takes_shape(capsys):
+    train_test = str(ROOT / "examples" / "mnist" /
+                     "lenet_train_test.prototxt")
+    status, _, err = doctor(capsys, "--model", train_test)
+    assert status == 2 and "--shape data=100" in err
+    status, out, _ = doctor(capsys, "--model", train_test, "--shape",
+                            "data=2,1,28,28", "--shape", "label=2")
+    assert status == 0 and "net 'LeNet' (TEST)" in out
+    assert "healthy: 0 errors, 0 warnings" in out     # accuracy is no answer
