@@ -99,7 +99,7 @@ def diagnose_model(model, weights=None, image=None, shapes=None):
     """
     from ..core.net import Net, TEST
     from ..proto.io import load_net
-    from ..viz.explain import replace_data_layers
+    from ..viz.explain_inputs import replace_data_layers
     param, source = load_net(model)
     param.state.phase = TEST
     if _has_python_layers(param):
