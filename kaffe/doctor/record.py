@@ -72,12 +72,10 @@ class Recorder:
         self.net.before_forward(self._before_forward)
         self.net.after_forward(self._after_forward)
         self.net.after_backward(self._after_backward)
+        self.solver = solver
         if solver is not None:
-            self.solver = solver
             solver.add_callback(self._on_start, self._on_gradients_ready)
-        else:
-            self.solver = None
-        self._open(0)
+        self._open(solver.iter if solver is not None else 0)
         return self
 
     def _open(self, iteration):
