@@ -61,6 +61,8 @@ class Recorder:
         self._saved = None          # (layer -> [param copies]) for updates
         self._relu = {}             # layer -> (ever positive, ever varied, peak)
         self._started = False
+        self._passes = 0            # forward passes begun (layer 0 ran)
+        self._loss_pass = -1        # the pass the last loss entry belongs to
         self._by_name = {n.name: n for n in self.nodes}
         self._learnable = [n for n in self.nodes
                            if any(p.owner is None for p in n.params)]
@@ -151,6 +153,8 @@ class Recorder:
 
     # -- the hooks --------------------------------------------------------------
     def _before_forward(self, i):
+        if i == 0:
+            self._passes += 1
         if not self.sampling:
             return
         node = self.nodes[i]
@@ -167,9 +171,10 @@ class Recorder:
             if w:
                 loss += w * float(np.sum(to_numpy(self.blobs[top].data)))
         if loss:
-            # One entry per forward pass: the first loss layer opens it.
-            if not self.pending_losses or \
-                    self.pending_losses[-1][0] != self.iteration:
+            # One entry per forward pass (iter_size passes make several per
+            # iteration): the first loss layer of a pass opens it.
+            if self._loss_pass != self._passes:
+                self._loss_pass = self._passes
                 self.pending_losses.append([self.iteration, 0.0])
             self.pending_losses[-1][1] = _f(self.pending_losses[-1][1] + loss)
         if not self.sampling or node.inserted:
