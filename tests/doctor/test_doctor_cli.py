@@ -64,6 +64,17 @@ def test_model_healthy_deploy_net(capsys):
     assert report["healthy"] is True, report
 
 
+def test_model_frozen_deploy_net_is_not_frozen(tmp_path, capsys):
+    # Converted deploy nets often carry lr_mult: 0 everywhere: no finding.
+    text = pathlib.Path(LENET).read_text().replace(
+        'type: "InnerProduct"', 'type: "InnerProduct"\n  param { lr_mult: 0 }'
+        ' param { lr_mult: 0 }')
+    net = tmp_path / "deploy.prototxt"
+    net.write_text(text)
+    status, out, _ = doctor(capsys, "--model", str(net), "--json")
+    assert json.loads(out) == {"findings": [], "healthy": True}
+
+
 def test_model_without_fillers_is_constant_output(tmp_path, capsys):
     text = pathlib.Path(LENET).read_text().replace(
         'weight_filler {\n      type: "xavier"\n    }', "")
