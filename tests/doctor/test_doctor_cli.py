@@ -67,8 +67,8 @@ def test_model_healthy_deploy_net(capsys):
 def test_model_frozen_deploy_net_is_not_frozen(tmp_path, capsys):
     # Converted deploy nets often carry lr_mult: 0 everywhere: no finding.
     text = pathlib.Path(LENET).read_text().replace(
-        'type: "InnerProduct"', 'type: "InnerProduct"\n  param { lr_mult: 0 }'
-        ' param { lr_mult: 0 }')
+        "lr_mult: 1", "lr_mult: 0").replace("lr_mult: 2", "lr_mult: 0")
+    assert text.count("lr_mult: 0") == 8
     net = tmp_path / "deploy.prototxt"
     net.write_text(text)
     status, out, _ = doctor(capsys, "--model", str(net), "--json")
