@@ -234,8 +234,11 @@ def check_input_scale(run):
                  if s is not None]
     if not stats:
         return []
-    lo = min(s["min"] for s in stats if _finite(s["min"]))
-    hi = max(s["max"] for s in stats if _finite(s["max"]))
+    lows = [s["min"] for s in stats if _finite(s["min"])]
+    highs = [s["max"] for s in stats if _finite(s["max"])]
+    if not lows or not highs:
+        return []
+    lo, hi = min(lows), max(highs)
     mean = stats[0]["mean"]
     if not (hi > RAW_PIXEL_MAX and lo >= 0):
         return []

@@ -58,9 +58,8 @@ class Recorder:
         self.current = None
         self.pending_losses = []
         self.first_nonfinite = None
-        self._saved = None          # (layer -> [param copies]) for updates
+        self._saved = None          # layer -> its weights before the update
         self._relu = {}             # layer -> (ever positive, ever varied, peak)
-        self._started = False
         self._passes = 0            # forward passes begun (layer 0 ran)
         self._loss_pass = -1        # the pass the last loss entry belongs to
         self._by_name = {n.name: n for n in self.nodes}
@@ -90,12 +89,8 @@ class Recorder:
 
     def _on_start(self):
         it = self.solver.iter
-        if self._started and it == self.iteration:
-            return
-        if not self._started and it == self.iteration:
-            self._started = True
-            return
-        self._started = True
+        if it == self.iteration:
+            return              # the iteration opened at attach()
         self._close()
         self._open(it)
 
