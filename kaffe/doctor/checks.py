@@ -338,6 +338,20 @@ def _loss_trend(run):
     return finite[0], finite[-1], rising, bad
 
 
+def _saturated_at_start(run):
+    """Whether a softmax loss was saturated in the first record."""
+    if not run.sampled:
+        return False
+    record = run.sampled[0]
+    for layer in run.layers:
+        if layer["type"] != "SoftmaxWithLoss":
+            continue
+        s = record.get("scores", {}).get(layer["bottoms"][0])
+        if s is not None and s["saturated"] >= 0.5:
+            return True
+    return False
+
+
 def check_lr_too_high(run):
     """Updates large against the weights from the start, with the loss
     rising, oscillating or blowing up."""
@@ -353,11 +367,17 @@ def check_lr_too_high(run):
         r[0] for r in x))
     ratio, it, name, u, w = max(row, key=lambda r: r[0])
     first, last, rising, bad = _loss_trend(run)
-    if ratio >= UPDATE_RATIO_WILD or (ratio >= UPDATE_RATIO_HIGH and rising):
+    if _saturated_at_start(run):
+        # Broken before the first step: large steps follow, not lead.
+        severity = "warning" if ratio >= UPDATE_RATIO_HIGH else None
+    elif ratio >= UPDATE_RATIO_WILD or (ratio >= UPDATE_RATIO_HIGH and
+                                        rising):
         severity = "error"
     elif ratio >= UPDATE_RATIO_HIGH:
         severity = "warning"
     else:
+        severity = None
+    if severity is None:
         return []
     lr = solver["base_lr"]
     # Down by the powers of ten that bring the step under 1e-2 of the weights.
@@ -453,46 +473,70 @@ def check_nonfinite(run):
 
 def check_saturated_softmax(run):
     """A softmax loss at −log(FLT_MIN) ≈ 87.3365, or scores so far apart
-    that probabilities are exactly 0 and 1."""
+    that probabilities are exactly 0 and 1. Saturated before the first
+    update, it is the initialisation (or the input), not the rate."""
     out = []
+    first = run.sampled[0]["iter"] if run.sampled else None
     for layer in run.layers:
         if layer["type"] == "Softmax" and layer["tops"]:
             out.extend(_certain_softmax(run, layer))
         if layer["type"] != "SoftmaxWithLoss" or not layer["tops"]:
             continue
-        top = layer["tops"][0]
+        top, scores = layer["tops"][0], layer["bottoms"][0]
         values = [(r["iter"], r.get("tops", {}).get(layer["name"], {})
                    .get(top)) for r in run.sampled]
         stuck = [(it, s["max"]) for it, s in values
                  if s is not None and _finite(s["max"])
                  and s["max"] >= FLT_MIN_LOSS * 0.999]
+        sat = [(r["iter"], r["scores"][scores]["saturated"])
+               for r in run.sampled if scores in r.get("scores", {})]
+        heavy = [x for x in sat if x[1] >= 0.5]
+        at_start = (stuck and stuck[0][0] == first) or (
+            heavy and heavy[0][0] == first)
+        evidence = {}
+        if at_start:
+            evidence = _initial_scale(run, scores)
+            fix = ("the scores are huge before any update: initialise with "
+                   "weight_filler xavier or msra (or a much smaller std) and "
+                   "scale the inputs")
         if stuck:
             out.append(_finding(
                 "saturated_softmax", "error",
                 f"'{top}' is {stuck[0][1]:g} = −log(FLT_MIN) from iteration "
                 f"{stuck[0][0]} ({len(stuck)} sampled iterations): the "
                 "label's probability underflowed to 0",
-                "the scores became huge: lower base_lr, scale the inputs "
-                "and check the labels", layer=layer["name"], blob=top,
-                iteration=stuck[0][0], run=run, loss=stuck[0][1],
-                saturated_iterations=len(stuck),
-                flt_min_loss=FLT_MIN_LOSS))
-            continue
-        scores = layer["bottoms"][0]
-        sat = [(r["iter"], r["scores"][scores]["saturated"])
-               for r in run.sampled if scores in r.get("scores", {})]
-        heavy = [s for s in sat if s[1] >= 0.5]
-        if heavy:
+                fix if at_start else "the scores became huge: lower "
+                "base_lr, scale the inputs and check the labels",
+                layer=layer["name"], blob=top, iteration=stuck[0][0],
+                run=run, loss=stuck[0][1], saturated_iterations=len(stuck),
+                flt_min_loss=FLT_MIN_LOSS, **evidence))
+        elif heavy:
             out.append(_finding(
-                "saturated_softmax", "warning",
+                "saturated_softmax", "error" if at_start else "warning",
                 f"in {heavy[0][1]:.0%} of the items of iteration "
                 f"{heavy[0][0]} the scores of '{scores}' spread over 87.3, "
-                "so some probabilities are exactly 0",
-                "lower base_lr or add weight decay; the scores grow "
-                "without bound", layer=layer["name"], blob=scores,
-                iteration=heavy[0][0], run=run,
-                saturated_fraction=heavy[0][1]))
+                "so some probabilities are exactly 0"
+                + (" — before any update" if at_start else ""),
+                fix if at_start else "lower base_lr or add weight decay; "
+                "the scores grow without bound", layer=layer["name"],
+                blob=scores, iteration=heavy[0][0], run=run,
+                saturated_fraction=heavy[0][1], **evidence))
     return out
+
+
+def _initial_scale(run, scores):
+    """Evidence for a too-large start: the std of each learnable layer's
+    output in the first record, and the filler of the layer making the
+    scores."""
+    record = run.sampled[0]
+    stds = {}
+    for layer in _learnable(run):
+        tops = record.get("tops", {}).get(layer["name"], {})
+        for s in tops.values():
+            stds[layer["name"]] = s["std"]
+    maker = _source_layer(run, scores) or {}
+    return {"initial_output_std": stds,
+            "weight_filler": maker.get("config", {}).get("weight_filler")}
 
 
 def _certain_softmax(run, layer):

@@ -8,8 +8,9 @@ saying what to change (``fix``).
 
 Order: most severe first; within a severity, causes before the symptoms they
 produce (raw 0–255 pixels make a softmax saturate and the loss go NaN, so
-``input_scale`` comes before ``saturated_softmax`` and ``nonfinite``), then by
-iteration and layer order.
+``input_scale`` comes before ``saturated_softmax`` and ``nonfinite``): the
+causes in the order of :data:`KINDS`, then the symptoms in the order they
+appeared (iteration), so that they read as the chain they are.
 """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -77,11 +78,18 @@ class Finding:
                 "message": self.message}
 
 
+# The kinds that name a cause; the others are symptoms.
+CAUSES = KINDS[:KINDS.index("dead_relu") + 1]
+
+
 def ordered(findings):
     """``findings`` most severe first, causes before symptoms."""
     def key(f):
-        return (SEVERITIES.index(f.severity), KINDS.index(f.kind),
-                f.iteration if f.iteration is not None else -1, f.order)
+        it = f.iteration if f.iteration is not None else -1
+        kind = KINDS.index(f.kind)
+        if f.kind in CAUSES:
+            return (SEVERITIES.index(f.severity), 0, kind, it, f.order)
+        return (SEVERITIES.index(f.severity), 1, it, kind, f.order)
     return sorted(findings, key=key)
 
 

@@ -166,3 +166,20 @@ def test_no_weight_filler_is_constant_output(tmp_path, digits_db):
     assert top.evidence["batch_std"] == 0
     assert top.evidence["input_batch_std"] > 0
     assert "weight_filler" in top.fix
+
+
+def test_a_too_large_init_is_a_softmax_saturated_before_any_update(
+        tmp_path, digits_db):
+    # gaussian std 1 where xavier gives ~0.1: the loss starts near 87 before
+    # the first step, so the rate is not the cause (lr_too_high is only a
+    # warning after it) and the fix is the filler.
+    findings, _ = diagnose(
+        tmp_path, digits_db, iterations=8,
+        fillers='weight_filler { type: "gaussian" std: 1 }')
+    top = findings[0]
+    assert top.kind == "saturated_softmax" and top.iteration == 0
+    assert top.severity == "error"
+    assert "xavier" in top.fix
+    assert top.evidence["weight_filler"] == "gaussian std 1"
+    assert [f.severity for f in findings if f.kind == "lr_too_high"] in (
+        [], ["warning"])
