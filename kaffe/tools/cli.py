@@ -42,6 +42,7 @@ COMMANDS = {
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
     "classify": "classify",
     "detect": "detect",
+    "types": "types",
 }
 
 
