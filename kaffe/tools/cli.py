@@ -45,6 +45,7 @@ COMMANDS = {
     "export": "export",
     "import": "import_",
     "doctor": "doctor",
+    "types": "types",
 }
 
 
