@@ -12,6 +12,7 @@ import numpy as np
 from ..proto import caffe_pb2
 
 CONVERTERS = {}
+_FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def converts(*types):
@@ -135,6 +136,22 @@ def _pool_windows(ctx, x, g, size, out, hint, out_name=None):
     """MAX or AVE pooling with geometry ``g`` giving Caffe's ``out`` size."""
     ends = pool_end_pads(size, g.kernel, g.stride, g.pad, out)
     kernel, stride = list(g.kernel), list(g.stride)
+    empty = any(e >= k for e, k in zip(ends, kernel))
+    if g.method == "MAX" and empty:
+        # Caffe's last window lies wholly past an unpadded input and gives
+        # -FLT_MAX; ONNX pads must be shorter than the kernel, so those
+        # cells are written out as -FLT_MAX.
+        pads = [0, 0, 0, 0, 0, 0] + ends
+        x = ctx.graph.op("Pad", [x, ctx.graph.ints(pads, ctx.hint("pads")),
+                                 ctx.graph.const(-_FLT_MAX, ctx.hint("low"))],
+                         hint + "/pad", mode="constant")
+        ends = [0, 0]
+    elif empty:
+        raise ctx.error("its last window lies wholly past the input (Caffe "
+                        "divides by a zero window size there, giving NaN)",
+                        field="pooling_param.stride", received=tuple(stride),
+                        fix="use a stride no larger than the kernel, or "
+                            "padding")
     if g.method == "MAX":
         # MaxPool ignores padding as Caffe does.
         return ctx.graph.op("MaxPool", [x], hint, out=out_name,
@@ -191,6 +208,10 @@ def _stochastic_test(ctx, x, g, size, out):
                         "training", field="pooling_param.pool",
                         received=g.method, fix="export the TEST phase")
     ends = pool_end_pads(size, g.kernel, g.stride, (0, 0), out)
+    if any(e >= k for e, k in zip(ends, g.kernel)):
+        raise ctx.error("its last window lies wholly past the input (Caffe "
+                        "divides 0 by 0 there)", field="pooling_param.stride",
+                        received=tuple(g.stride))
     graph = ctx.graph
     attrs = dict(kernel_shape=list(g.kernel), strides=list(g.stride),
                  pads=[0, 0] + ends, count_include_pad=0)
