@@ -44,6 +44,7 @@ COMMANDS = {
     "detect": "detect",
     "export": "export",
     "import": "import_",
+    "doctor": "doctor",
 }
 
 
