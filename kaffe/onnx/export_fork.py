@@ -199,7 +199,7 @@ def fork_bn(ctx):
                 out=ctx.out())
 
 
-# -- detection ------------------------------------------------------------------------------
+# -- detection ----------------------------------------------------------------
 @converts("PriorBox")
 def prior_box(ctx):
     """The priors depend only on the shapes, so they are a constant: the

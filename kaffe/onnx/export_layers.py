@@ -29,7 +29,7 @@ def _broadcast_shape(shape, axis, ndim):
     return tuple(shape) + (1,) * (ndim - axis - len(shape))
 
 
-# -- identities ---------------------------------------------------------------------
+# -- identities ---------------------------------------------------------------
 @converts("Split")
 def split(ctx):
     return [ctx.inputs[0]] * len(ctx.top_shapes)
@@ -47,7 +47,7 @@ def silence(ctx):
     return []
 
 
-# -- vision ---------------------------------------------------------------------------
+# -- vision -------------------------------------------------------------------
 def _conv_geometry(ctx):
     geometry = ctx.node.geometry
     if geometry.axis != 1:
@@ -248,7 +248,7 @@ def lrn(ctx):
     return g.op("Mul", [x, factor], ctx.name, out=ctx.out())
 
 
-# -- common ---------------------------------------------------------------------------
+# -- common -------------------------------------------------------------------
 @converts("InnerProduct")
 def inner_product(ctx):
     p = ctx.param.inner_product_param
@@ -485,7 +485,7 @@ def embed(ctx):
                 ctx.name, out=ctx.out())
 
 
-# -- normalisation ----------------------------------------------------------------------
+# -- normalisation ------------------------------------------------------------
 @converts("BatchNorm")
 def batch_norm(ctx):
     p = ctx.param.batch_norm_param
@@ -540,7 +540,7 @@ def mvn(ctx):
     return g.op("Div", [centred, denom], ctx.name, out=ctx.out())
 
 
-# -- neurons ------------------------------------------------------------------------------
+# -- neurons ------------------------------------------------------------------
 @converts("ReLU")
 def relu(ctx):
     slope = ctx.param.relu_param.negative_slope
