@@ -21,7 +21,7 @@ def converts(*types):
     return register
 
 
-# -- element-wise and layout -------------------------------------------------------------
+# -- element-wise and layout ---------------------------------------------------
 @converts("ReLU6")
 def relu6(ctx):
     g = ctx.graph
