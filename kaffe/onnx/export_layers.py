@@ -491,8 +491,9 @@ def batch_norm(ctx):
     p = ctx.param.batch_norm_param
     g = ctx.graph
     shape = ctx.bottom_shapes[0]
+    # Caffe's default: the stored statistics in TEST, the batch's in TRAIN.
     use_global = (p.use_global_stats if p.HasField("use_global_stats")
-                  else True)    # the deploy net runs in TEST
+                  else ctx.phase == "TEST")
     channels = shape[1] if len(shape) > 1 else 1
     if use_global:
         # Caffe stores running sums and their scale factor: mean = blob0 /
