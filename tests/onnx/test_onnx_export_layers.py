@@ -265,3 +265,12 @@ def test_pooling_sweep_matches_caffe_sizes_and_values(tmp_path):
             failures.append((k, s, p, size, method, mode))
     assert failures == []
     assert refused < 10
+
+
+def test_embed_exports_as_gather(tmp_path):
+    net = net_from_text(tmp_path, single('''layer { name: "e" type: "Embed"
+      bottom: "data" top: "e" embed_param { num_output: 4 input_dim: 7
+      weight_filler { type: "gaussian" std: 1 } } }''', (2, 3)))
+    indices = np.array([[0, 6, 3], [2, 2, 5]], dtype=np.float32)
+    result, _ = export_and_check(net, tmp_path, {"data": indices})
+    assert "Gather" in [n.op_type for n in result.model.graph.node]
