@@ -116,12 +116,18 @@ backward, a SavedColumns holds at most its budget.
 import math
 
 from kaffe.core.backend import array_module
+from kaffe.ops.depthwise import (depthwise_applies, depthwise_backward_data,
+                                 depthwise_backward_weights,
+                                 depthwise_forward)
 from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
+from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
+                                winograd_backward_data, winograd_forward)
+from kaffe.threads import blas_for, parallel_for
 
 __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
            "conv_backward_weights", "conv_backward", "conv_bias_backward",
-           "SavedColumns", "KEEP_COLUMNS_MAX_BYTES"]
+           "SavedColumns", "KEEP_COLUMNS_MAX_BYTES", "WinogradFilters"]
 
 # A chunk holds as many images as fit their columns in this many elements
 # (8 MiB of float32), at least one.
@@ -199,7 +205,21 @@ class _Plan:
         self.batch_first = positions >= min_positions or self.chunk == 1
         self.dw_transposed = (self.num_output // group
                               <= _DW_TRANSPOSED_MAX_OUTPUTS)
+        self.depthwise = depthwise_applies(x_shape, w_shape, group)
+        self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
         self._buffers = {}
+
+    def winograd(self, backward):
+        """Whether the forward (or backward-data) takes Winograd F(4,3)."""
+        return winograd_applies(self._x_shape, self._w_shape, self.stride,
+                                self.pad, self.dilation, self.group,
+                                self.dtype, backward=backward)
+
+    def set_blas_threads(self):
+        """Let kaffe.threads set BLAS's thread count for one chunk's GEMM
+        (2 · M · C/group·Πk · chunk positions flops)."""
+        blas_for(2 * self.num_output * self.col_rows * self.chunk
+                 * math.prod(self.out_shape))
 
     def chunks(self):
         """(start, stop) of each chunk of the batch."""
@@ -413,7 +433,7 @@ def _same_bits(xp, a, b):
 
 
 def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
-                 out=None, save=None):
+                 out=None, save=None, winograd=None):
     """Convolution forward.
 
     Args:
@@ -428,6 +448,14 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         save: optional :class:`SavedColumns` to keep this call's columns
             (and a copy of ``x``) in, for :func:`conv_backward_weights`,
             when they fit its budget; it is emptied otherwise.
+        winograd: optional :class:`WinogradFilters` keeping the filters'
+            Winograd transform between calls (used when the layer takes
+            that path).
+
+    Depthwise convolutions (one channel per group) take
+    :mod:`kaffe.ops.depthwise`; float32 3×3 stride-1 ones with enough
+    channels take Winograd F(4,3) (:mod:`kaffe.ops.winograd`); the rest
+    im2col + GEMM. Neither keeps columns.
 
     Returns:
         The (N, M, *out) result, ``out`` if given, else a new array;
@@ -445,6 +473,15 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
     else:
         _check_out(out, shape, plan.dtype)
         y = out
+    if plan.depthwise or plan.winograd(False):
+        if save is not None:
+            save.clear()
+        if plan.depthwise:
+            return depthwise_forward(x, w, b, plan.stride, plan.pad,
+                                     plan.dilation, out=y)
+        return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
+                                parallel=parallel_for)
+    plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
     for index, (n0, n1) in enumerate(plan.chunks()):
         cols = plan.columns(x[n0:n1],
@@ -466,7 +503,7 @@ def _check_out(out, shape, dtype, caller="conv_forward"):
 
 
 def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1,
-                       out=None):
+                       out=None, winograd=None):
     """Gradient of the convolution with respect to its input.
 
     Args:
@@ -477,6 +514,8 @@ def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1,
         out: optional C-contiguous array of shape ``x_shape`` and the
             result's dtype to write into (e.g. the bottom blob's diff). It
             must not overlap ``dy``.
+        winograd: optional :class:`WinogradFilters` for the flipped
+            filters' transform (another instance than the forward's).
 
     Returns:
         The gradient, ``out`` if given, else a new array of shape
@@ -487,7 +526,7 @@ def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1,
                  pad, dilation, group)
     _check_dy(plan, dy, x_shape, "conv_backward_data")
     dx = _dx_array(plan, out, "conv_backward_data")
-    _backward(plan, dy, w=w, dx=dx)
+    _backward(plan, dy, w=w, dx=dx, winograd=winograd)
     return dx
 
 
@@ -513,7 +552,7 @@ def conv_backward_weights(dy, x, dw, stride=1, pad=0, dilation=1, group=1,
 
 
 def conv_backward(dy, x, w, dw=None, need_dx=True, stride=1, pad=0,
-                  dilation=1, group=1, saved=None, out=None):
+                  dilation=1, group=1, saved=None, out=None, winograd=None):
     """:func:`conv_backward_weights` and :func:`conv_backward_data` in one
     pass over the batch: batch-last, dy is transposed once for both.
 
@@ -522,7 +561,7 @@ def conv_backward(dy, x, w, dw=None, need_dx=True, stride=1, pad=0,
         dw: the filter gradient to accumulate into, or None to skip it.
         need_dx: whether to compute the input's gradient.
         stride, pad, dilation, group, saved: as for the two functions.
-        out: as for :func:`conv_backward_data`.
+        out, winograd: as for :func:`conv_backward_data`.
 
     Returns:
         The input's gradient (``out`` if given), or None if not need_dx.
@@ -535,7 +574,8 @@ def conv_backward(dy, x, w, dw=None, need_dx=True, stride=1, pad=0,
         raise ValueError(f"conv_backward: dw has shape {tuple(dw.shape)}, "
                          f"the filters {tuple(w.shape)}")
     dx = _dx_array(plan, out, "conv_backward") if need_dx else None
-    _backward(plan, dy, w=w, x=x, dw=dw, dx=dx, saved=saved)
+    _backward(plan, dy, w=w, x=x, dw=dw, dx=dx, saved=saved,
+              winograd=winograd)
     return dx
 
 
@@ -555,10 +595,27 @@ def _dx_array(plan, out, caller):
     return out
 
 
-def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None):
+def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
+              winograd=None):
     """dw += the filter gradient (from ``x``, or the columns ``saved``
     holds for it) if dw is given; dx = the input's gradient (from ``w``) if
-    dx is given; chunk by chunk, each chunk of dy laid out once."""
+    dx is given; chunk by chunk, each chunk of dy laid out once
+    (depthwise and Winograd backward-data on their own paths)."""
+    if plan.depthwise:
+        if dw is not None:
+            depthwise_backward_weights(dy, x, dw, plan.stride, plan.pad,
+                                       plan.dilation)
+        if dx is not None:
+            depthwise_backward_data(dy, w, dx.shape, plan.stride, plan.pad,
+                                    plan.dilation, out=dx)
+        return
+    if dx is not None and plan.winograd(True):
+        winograd_backward_data(dy, w, dx.shape, plan.pad, out=dx,
+                               filters=winograd, parallel=parallel_for)
+        dx = None
+        if dw is None:
+            return
+    plan.set_blas_threads()
     if dx is not None:
         if plan.rows_plan_fits():
             data_chunk, filters = _data_rows_chunk, _rows_filters(plan, w)
