@@ -66,8 +66,8 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
 _CHUNK_ELEMENTS = 1 << 21
 # The shape rule: both channel counts at least this, and at most this
 # fraction of the tiles' outputs wasted past the output's edges.
-_MIN_CHANNELS = 16
-_MAX_WASTE = 1.35
+_MIN_CHANNELS = 32
+_MAX_WASTE = 1.2
 # ...and at least this many tiles in the batch (below, the transforms'
 # fixed cost per call outweighs what the GEMMs save).
 _MIN_TILES = 4
