@@ -28,6 +28,11 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _filler(filler):
+    """A filler's fields: a type name alone, or the fields as written."""
+    return filler if " " in filler else f'type: "{filler}"'
+
+
 class Net:
     """A prototxt written layer by layer."""
 
@@ -55,7 +60,7 @@ class Net:
                 f"{kernel} stride: {stride} pad: {pad}"
                 + (f" group: {group}" if group > 1 else "")
                 + ("" if bias else " bias_term: false")
-                + f' weight_filler {{ type: "{filler}" }}'
+                + f" weight_filler {{ {_filler(filler)} }}"
                 + (' bias_filler { type: "constant" value: 0.01 }'
                    if bias else "") + " }")
         return self.add(name, "Convolution", bottom, body=body)
