@@ -113,7 +113,10 @@ gradient takes two (M × C/group·Πk) arrays, or batch-first one per image
 of a chunk when they take at most 1 MiB. Between a forward and its
 backward, a SavedColumns holds at most its budget.
 """
+import collections
 import math
+import numbers
+import threading
 
 from kaffe.core.backend import array_module
 from kaffe.ops.depthwise import (depthwise_applies, depthwise_backward_data,
@@ -147,9 +150,48 @@ _ROWS_MIN_POSITIONS_PER_FILTER = 8
 # batched matmul when the chunk's take at most this many elements (1 MiB of
 # float32), else image by image.
 _DW_BATCHED_MAX_ELEMENTS = 1 << 18
+# Plans (geometry, layout, chunking) are cached per thread for this many
+# distinct calls, with their scratch buffers up to _KEEP_BUFFER_BYTES each:
+# a small net's layers then allocate nothing and recompute nothing per call
+# (MTCNN P-Net's forward: 0.29 → 0.275 ms of CPU time), while a large
+# net's 8 MiB column buffers are freed after each call as before.
+_PLAN_CACHE_SIZE = 64
+_KEEP_BUFFER_BYTES = 1 << 20
 # SavedColumns keeps a forward's columns (and its input) only up to this
 # many bytes.
 KEEP_COLUMNS_MAX_BYTES = 16 << 20
+
+
+_plans = threading.local()
+
+
+def _key_part(value):
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return tuple(int(v) for v in value)
+
+
+def _plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group):
+    """The :class:`_Plan` of these arguments, from this thread's cache."""
+    # The tunables are part of the key, so that a change to them (a test's
+    # monkeypatch) is never served a plan made under the old values.
+    key = (xp.__name__, dtype, tuple(x_shape), tuple(w_shape),
+           _key_part(stride), _key_part(pad), _key_part(dilation),
+           int(group), _CHUNK_COLUMN_ELEMENTS, _BATCH_FIRST_MIN_POSITIONS,
+           _BATCH_FIRST_MIN_POSITIONS_1X1, _DW_TRANSPOSED_MAX_OUTPUTS,
+           depthwise_applies, winograd_applies, _Plan.__init__)
+    cache = getattr(_plans, "cache", None)
+    if cache is None:
+        cache = _plans.cache = collections.OrderedDict()
+    plan = cache.get(key)
+    if plan is not None:
+        cache.move_to_end(key)
+        return plan
+    plan = _Plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group)
+    cache[key] = plan
+    if len(cache) > _PLAN_CACHE_SIZE:
+        cache.popitem(last=False)
+    return plan
 
 
 class _Plan:
@@ -207,19 +249,29 @@ class _Plan:
                               <= _DW_TRANSPOSED_MAX_OUTPUTS)
         self.depthwise = depthwise_applies(x_shape, w_shape, group)
         self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
+        self._winograd = {}
         self._buffers = {}
 
     def winograd(self, backward):
         """Whether the forward (or backward-data) takes Winograd F(4,3)."""
-        return winograd_applies(self._x_shape, self._w_shape, self.stride,
-                                self.pad, self.dilation, self.group,
-                                self.dtype, backward=backward)
+        if backward not in self._winograd:
+            self._winograd[backward] = winograd_applies(
+                self._x_shape, self._w_shape, self.stride, self.pad,
+                self.dilation, self.group, self.dtype, backward=backward)
+        return self._winograd[backward]
 
     def set_blas_threads(self):
         """Let kaffe.threads set BLAS's thread count for one chunk's GEMM
         (2 · M · C/group·Πk · chunk positions flops)."""
         blas_for(2 * self.num_output * self.col_rows * self.chunk
                  * math.prod(self.out_shape))
+
+    def release(self):
+        """Free the large scratch buffers at the end of a call (the small
+        ones stay for the next call with this plan)."""
+        for key in [k for k, v in self._buffers.items()
+                    if v.nbytes > _KEEP_BUFFER_BYTES]:
+            del self._buffers[key]
 
     def chunks(self):
         """(start, stop) of each chunk of the batch."""
@@ -463,7 +515,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         dilation[a]).
     """
     xp = array_module(x, w)
-    plan = _Plan(xp, xp.result_type(x, w), x.shape, w.shape, stride, pad,
+    plan = _plan(xp, xp.result_type(x, w), x.shape, w.shape, stride, pad,
                  dilation, group)
     m_g = plan.num_output // group
     w_mat = w.reshape(group, m_g, plan.col_rows)
@@ -490,6 +542,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         xp.matmul(w_mat, plan.matrices(cols, plan.col_rows),
                   out=plan.matrices(result, m_g))
         plan.copy_out(result, y[n0:n1], bias=b)
+    plan.release()
     return y
 
 
@@ -522,7 +575,7 @@ def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1,
         ``x_shape`` (the caller assigns or adds it).
     """
     xp = array_module(dy, w)
-    plan = _Plan(xp, xp.result_type(dy, w), tuple(x_shape), w.shape, stride,
+    plan = _plan(xp, xp.result_type(dy, w), tuple(x_shape), w.shape, stride,
                  pad, dilation, group)
     _check_dy(plan, dy, x_shape, "conv_backward_data")
     dx = _dx_array(plan, out, "conv_backward_data")
@@ -545,7 +598,7 @@ def conv_backward_weights(dy, x, dw, stride=1, pad=0, dilation=1, group=1,
             made with this geometry from an input bit-identical to ``x``.
     """
     xp = array_module(dy, x)
-    plan = _Plan(xp, xp.result_type(dy, x), x.shape, dw.shape, stride, pad,
+    plan = _plan(xp, xp.result_type(dy, x), x.shape, dw.shape, stride, pad,
                  dilation, group)
     _check_dy(plan, dy, x.shape, "conv_backward_weights")
     _backward(plan, dy, x=x, dw=dw, saved=saved)
@@ -567,7 +620,7 @@ def conv_backward(dy, x, w, dw=None, need_dx=True, stride=1, pad=0,
         The input's gradient (``out`` if given), or None if not need_dx.
     """
     xp = array_module(dy, x, w)
-    plan = _Plan(xp, xp.result_type(dy, x, w), x.shape, w.shape, stride,
+    plan = _plan(xp, xp.result_type(dy, x, w), x.shape, w.shape, stride,
                  pad, dilation, group)
     _check_dy(plan, dy, x.shape, "conv_backward")
     if dw is not None and tuple(dw.shape) != tuple(w.shape):
@@ -640,6 +693,7 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
         if plan.dw_transposed:
             total = total.transpose(0, 2, 1)
         dw += total.reshape(dw.shape)
+    plan.release()
 
 
 def _add_filter_gradient(plan, cols, dy_chunk, total):

@@ -61,13 +61,18 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, 1, 4, 4, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
-# A chunk's transformed input takes about this many elements (8 MiB of
-# float32).
-_CHUNK_ELEMENTS = 1 << 21
+# A chunk's transformed input takes about this many elements (4 MiB of
+# float32), but holds at least _CHUNK_MIN_TILES tiles.
+_CHUNK_ELEMENTS = 1 << 20
+_CHUNK_MIN_TILES = 128
 # The shape rule: both channel counts at least this, and at most this
 # fraction of the tiles' outputs wasted past the output's edges.
 _MIN_CHANNELS = 32
 _MAX_WASTE = 1.2
+# Up to _MAX_WASTE_WIDE with at least these tiles and channels.
+_MAX_WASTE_WIDE = 1.35
+_WIDE_MIN_TILES = 128
+_WIDE_MIN_CHANNELS = 128
 # ...and at least this many tiles in the batch (below, the transforms'
 # fixed cost per call outweighs what the GEMMs save).
 _MIN_TILES = 4
@@ -112,9 +117,13 @@ def winograd_applies(x_shape, w_shape, stride, pad, dilation, group, dtype,
     if out_h < 1 or out_w < 1:
         return False
     tiles_h, tiles_w = -(-out_h // TILE), -(-out_w // TILE)
+    tiles = x_shape[0] * tiles_h * tiles_w
     waste = tiles_h * tiles_w * TILE * TILE / (out_h * out_w)
-    return (waste <= _MAX_WASTE
-            and x_shape[0] * tiles_h * tiles_w >= _MIN_TILES)
+    if waste <= _MAX_WASTE:
+        return tiles >= _MIN_TILES
+    # More waste (14×14 maps: 1.31) pays with many channels and tiles.
+    return (waste <= _MAX_WASTE_WIDE and tiles >= _WIDE_MIN_TILES
+            and min(channels, outputs) >= _WIDE_MIN_CHANNELS)
 
 
 def filter_transform(w, dtype=None):
@@ -157,16 +166,25 @@ class WinogradFilters:
 
 
 def _chunks(batch, tiles_h, tiles_w, channels):
-    """(n0, n1, r0, r1): images n0:n1, tile rows r0:r1, each chunk's
-    transformed input near ``_CHUNK_ELEMENTS``."""
-    per_row = _ALPHA * _ALPHA * channels * tiles_w
-    rows = max(1, _CHUNK_ELEMENTS // per_row)
+    """(n0, n1, r0, r1): images n0:n1, tile rows r0:r1, each chunk about
+    ``_CHUNK_ELEMENTS`` of transformed input but at least
+    ``_CHUNK_MIN_TILES`` tiles (narrower GEMMs lose more than the cache
+    gains)."""
+    tiles = max(_CHUNK_MIN_TILES, _CHUNK_ELEMENTS // (_ALPHA * _ALPHA
+                                                     * channels))
+    rows = max(1, tiles // tiles_w)
     if rows >= tiles_h:
         images = max(1, rows // tiles_h)
         return [(n0, min(n0 + images, batch), 0, tiles_h)
                 for n0 in range(0, batch, images)]
     return [(n, n + 1, r0, min(r0 + rows, tiles_h))
             for n in range(batch) for r0 in range(0, tiles_h, rows)]
+
+
+def _scratch(xp, dtype, sizes):
+    """One flat buffer per name, of the largest size a chunk needs; a
+    chunk takes ``buffers[name][:size].reshape(shape)``."""
+    return {name: xp.empty(size, dtype=dtype) for name, size in sizes.items()}
 
 
 def _run(x, u, bias, pad, out, parallel):
@@ -191,12 +209,25 @@ def _run(x, u, bias, pad, out, parallel):
     at = xp.asarray(_AT, dtype=dtype)
     if bias is not None:
         bias = bias.reshape(1, -1, 1, 1)
-    for n0, n1, r0, r1 in _chunks(batch, tiles_h, tiles_w, channels):
+    chunks = _chunks(batch, tiles_h, tiles_w, channels)
+    most = max((n1 - n0) * (r1 - r0) * tiles_w for n0, n1, r0, r1 in chunks)
+    alpha2 = _ALPHA * _ALPHA
+    # Buffers reused by every chunk: fresh large arrays would be zeroed
+    # by the kernel page by page on each chunk.
+    buffers = _scratch(xp, dtype, {
+        "d": alpha2 * channels * most, "e": alpha2 * channels * most,
+        "v": alpha2 * channels * most, "m": alpha2 * outputs * most,
+        "z": TILE * _ALPHA * outputs * most,
+        "y": TILE * TILE * outputs * most})
+
+    def take(name, shape):
+        return buffers[name][:math.prod(shape)].reshape(shape)
+
+    for n0, n1, r0, r1 in chunks:
         b, rows = n1 - n0, r1 - r0
         tiles = b * rows * tiles_w
         # d[k, l, c, n, r, t] = padded[n, c, 4r + k, 4t + l]
-        d = xp.empty((_ALPHA, _ALPHA, channels, b, rows, tiles_w),
-                     dtype=dtype)
+        d = take("d", (_ALPHA, _ALPHA, channels, b, rows, tiles_w))
         source = padded[n0:n1, :, r0 * TILE:r1 * TILE + 2]
         for k in range(_ALPHA):
             for l in range(_ALPHA):
@@ -204,16 +235,19 @@ def _run(x, u, bias, pad, out, parallel):
                                  l:l + TILE * tiles_w:TILE].transpose(
                                      1, 0, 2, 3)
         # V = Bᵀ d B over (k, l): two GEMMs with a 6-wide inner dimension.
-        e = xp.matmul(bt, d.reshape(_ALPHA, -1)).reshape(
-            _ALPHA, _ALPHA, -1)
-        v = xp.matmul(bt, e).reshape(_ALPHA * _ALPHA, channels, tiles)
+        e = take("e", (_ALPHA, _ALPHA * channels * tiles))
+        xp.matmul(bt, d.reshape(_ALPHA, -1), out=e)
+        v = take("v", (_ALPHA, _ALPHA, channels * tiles))
+        xp.matmul(bt, e.reshape(_ALPHA, _ALPHA, -1), out=v)
+        v = v.reshape(alpha2, channels, tiles)
         # The 36 independent (M × C) @ (C × tiles) products.
-        m = xp.empty((_ALPHA * _ALPHA, outputs, tiles), dtype=dtype)
-        parallel(lambda i: xp.matmul(u[i], v[i], out=m[i]),
-                 _ALPHA * _ALPHA)
+        m = take("m", (alpha2, outputs, tiles))
+        parallel(lambda i: xp.matmul(u[i], v[i], out=m[i]), alpha2)
         # Y = Aᵀ M A over (a, b).
-        z = xp.matmul(at, m.reshape(_ALPHA, -1)).reshape(TILE, _ALPHA, -1)
-        y = xp.matmul(at, z)                       # (i, j, M·b·rows·tw)
+        z = take("z", (TILE, _ALPHA * outputs * tiles))
+        xp.matmul(at, m.reshape(_ALPHA, -1), out=z)
+        y = take("y", (TILE, TILE, outputs * tiles))
+        xp.matmul(at, z.reshape(TILE, _ALPHA, -1), out=y)
         y = y.reshape(TILE, TILE, outputs, b, rows, tiles_w)
         y = y.transpose(3, 2, 4, 0, 5, 1).reshape(
             b, outputs, rows * TILE, tiles_w * TILE)
