@@ -118,10 +118,8 @@ import math
 import numbers
 import threading
 
-from kaffe.core.backend import array_module
-from kaffe.ops.depthwise import (depthwise_applies, depthwise_backward_data,
-                                 depthwise_backward_weights,
-                                 depthwise_forward)
+from ..backend import array_module
+from kaffe.ops.depthwise import depthwise_backward, depthwise_forward
 from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
 from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
@@ -192,6 +190,13 @@ def _plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group):
     if len(cache) > _PLAN_CACHE_SIZE:
         cache.popitem(last=False)
     return plan
+
+
+def depthwise_applies(x_shape, w_shape, group):
+    """Whether a convolution is 2-D depthwise (one input channel and one
+    output per group), for :mod:`kaffe.ops.depthwise`."""
+    return (group > 1 and len(x_shape) == 4 and x_shape[1] == group
+            and w_shape[0] == group and w_shape[1] == 1)
 
 
 class _Plan:
@@ -655,12 +660,16 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
     dx is given; chunk by chunk, each chunk of dy laid out once
     (depthwise and Winograd backward-data on their own paths)."""
     if plan.depthwise:
-        if dw is not None:
-            depthwise_backward_weights(dy, x, dw, plan.stride, plan.pad,
-                                       plan.dilation)
+        if x is None:   # backward-data alone: only x's shape is read
+            x = plan.xp.broadcast_to(plan.xp.zeros((), dtype=plan.dtype),
+                                     dx.shape)
+        grad_x, grad_w = depthwise_backward(   # (w's shape, if no w: dw's)
+            dy, x, dw if w is None else w, plan.stride, plan.pad, plan.dilation,
+            need_dx=dx is not None, need_dw=dw is not None)
         if dx is not None:
-            depthwise_backward_data(dy, w, dx.shape, plan.stride, plan.pad,
-                                    plan.dilation, out=dx)
+            dx[...] = grad_x
+        if dw is not None:
+            dw += grad_w
         return
     if dx is not None and plan.winograd(True):
         winograd_backward_data(dy, w, dx.shape, plan.pad, out=dx,

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from kaffe.core.backend import array_module
+from ..backend import array_module
 
 __all__ = ["winograd_applies", "winograd_forward", "winograd_backward_data",
            "WinogradFilters", "TILE", "filter_transform"]
