@@ -82,7 +82,7 @@ def build(name, prototxt, weights, folder):
     weights saved to ``folder`` when none ship; BatchNorm statistics set
     to mean 0, variance 1 so activations stay in range)."""
     if weights is not None:
-        return kaffe.Net(prototxt, weights, kaffe.TEST), weights
+        return kaffe.Net(prototxt, kaffe.TEST, weights=weights), weights
     kaffe.set_random_seed(1)
     net = kaffe.Net(prototxt, kaffe.TEST)
     for layer_name, layer in zip(net._layer_names, net.layers):
@@ -169,7 +169,7 @@ def run_suite(args, cv2, folder, label):
             cv_net.setInput(x)
             out_name = net.outputs[0]
             ours = net.forward()[out_name].copy()
-            theirs = cv_net.forward()
+            theirs = cv_net.forward(out_name)
             diff = float("nan")
             if ours.size == theirs.size and "SSD" not in name:
                 scale = max(1e-12, float(np.abs(theirs).max()))

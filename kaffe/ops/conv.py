@@ -120,8 +120,8 @@ import threading
 
 from ..backend import array_module
 from kaffe.ops.depthwise import depthwise_backward
-from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
-                              unfold_into, window_geometry)
+from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
+                              per_axis, unfold_into, window_geometry)
 from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
                                 winograd_backward_data, winograd_forward)
 from kaffe.threads import blas_for, parallel_for
@@ -180,15 +180,20 @@ def _plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group):
     """The :class:`_Plan` of these arguments, from this thread's cache."""
     # The tunables are part of the key, so that a change to them (a test's
     # monkeypatch) is never served a plan made under the old values.
-    key = (xp.__name__, dtype, tuple(x_shape), tuple(w_shape),
-           _key_part(stride), _key_part(pad), _key_part(dilation),
-           int(group), _CHUNK_COLUMN_ELEMENTS, _BATCH_FIRST_MIN_POSITIONS,
-           _BATCH_FIRST_MIN_POSITIONS_1X1, _DW_TRANSPOSED_MAX_OUTPUTS,
-           depthwise_applies, winograd_applies, _Plan.__init__)
+    key = (xp.__name__, dtype, tuple(x_shape), tuple(w_shape), stride,
+           pad, dilation, group, _CHUNK_COLUMN_ELEMENTS,
+           _BATCH_FIRST_MIN_POSITIONS, _BATCH_FIRST_MIN_POSITIONS_1X1,
+           _DW_TRANSPOSED_MAX_OUTPUTS, depthwise_applies, winograd_applies,
+           _Plan.__init__)
     cache = getattr(_plans, "cache", None)
     if cache is None:
         cache = _plans.cache = collections.OrderedDict()
-    plan = cache.get(key)
+    try:
+        plan = cache.get(key)
+    except TypeError:   # a list among the arguments: make it hashable
+        key = key[:4] + (_key_part(stride), _key_part(pad),
+                         _key_part(dilation), int(group)) + key[8:]
+        plan = cache.get(key)
     if plan is not None:
         cache.move_to_end(key)
         return plan
@@ -262,6 +267,7 @@ class _Plan:
         self.depthwise = depthwise_applies(x_shape, w_shape, group)
         self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
         self._winograd = {}
+        self._windows = None
         self._buffers = {}
 
     def winograd(self, backward):
@@ -395,8 +401,11 @@ class _Plan:
             return image
         cols = dest if dest is not None else self.buffer(
             "columns", self.columns_shape(x_chunk.shape[0]))
+        if self._windows is None:
+            self._windows = offset_windows(self.kernel, self.out_shape,
+                                           self.stride, self.dilation)
         unfold_into(cols, image, self.lead, self.kernel, self.stride,
-                    self.dilation)
+                    self.dilation, windows=self._windows)
         return cols
 
     def key(self):
