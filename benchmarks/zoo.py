@@ -26,10 +26,13 @@ mean of the ratios and the largest one. Memory: kaffe's weights, its blobs
 and the peak of what one forward allocates besides (tracemalloc), next to
 the issue's bound (weights + the two largest activations × 1.5).
 
-``--quick``: batch 1, all cores, one round of 3. ``--busy``: the whole
-measurement runs twice, once as it is and once with a CPU-bound neighbour
-process pinned to the last core, and a table of busy / quiet times for
-both sides follows. Nothing is asserted: the timings depend on the machine
+``--quick``: batch 1, all cores, one round of 3. ``--cpu-clock``: one
+thread, timed by the process's CPU time instead of the wall clock, which
+is far steadier on a machine other processes load (what a loaded core
+costs both sides shows in the wall-clock runs instead). ``--busy``: the
+whole measurement runs twice, once as it is and once with a CPU-bound
+neighbour process pinned to the last core, and a table of busy / quiet
+times for both sides follows. Nothing is asserted: the timings depend on the machine
 and its load; compare the ratios, which are measured side by side.
 """
 import argparse
@@ -109,7 +112,7 @@ def set_threads(count, cv2):
     cv2.setNumThreads(count)
 
 
-def time_pair(kaffe_fn, cv_fn, repeat, rounds):
+def time_pair(kaffe_fn, cv_fn, repeat, rounds, clock=time.perf_counter):
     """Median ms of kaffe_fn and cv_fn, timed in alternating blocks."""
     kaffe_fn()
     cv_fn()
@@ -117,9 +120,9 @@ def time_pair(kaffe_fn, cv_fn, repeat, rounds):
     for _ in range(rounds):
         for fn, out in ((kaffe_fn, samples[0]), (cv_fn, samples[1])):
             for _ in range(repeat):
-                start = time.perf_counter()
+                start = clock()
                 fn()
-                out.append(time.perf_counter() - start)
+                out.append(clock() - start)
     return tuple(1000 * statistics.median(s) for s in samples)
 
 
@@ -179,7 +182,7 @@ def run_suite(args, cv2, folder, label):
             for count in args.thread_list:
                 set_threads(count, cv2)
                 k_ms, c_ms = time_pair(net.forward, cv_net.forward,
-                                       args.repeat, args.rounds)
+                                       args.repeat, args.rounds, args.clock)
                 row = dict(net=name, batch=batch, threads=count,
                            kaffe_ms=k_ms, opencv_ms=c_ms,
                            ratio=k_ms / c_ms, diff=diff, mem=mem,
@@ -208,6 +211,14 @@ def summary(rows, notes):
         print(f"batch {batch:<2d} t{count}       {len(sel):3d}  "
               f"{geo:8.2f}              {worst['ratio']:.2f} "
               f"({worst['net']})")
+
+
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def neighbour():
@@ -260,6 +271,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", default="")
     parser.add_argument("--plot", default="")
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="time with the process's CPU time instead of "
+                             "the wall clock (one thread only: steadier on "
+                             "a loaded machine)")
     args = parser.parse_args()
     try:
         import cv2
@@ -271,6 +286,10 @@ def main():
     if args.quick:
         args.batches, args.threads, args.repeat, args.rounds = (
             "1", "all", 3, 1)
+    args.clock = time.perf_counter
+    if args.cpu_clock:
+        args.clock = time.process_time
+        args.threads = "1"
     args.batch_list = [int(b) for b in args.batches.split(",")]
     args.thread_list = [cores if t == "all" else int(t)
                         for t in args.threads.split(",")]
@@ -286,7 +305,9 @@ def main():
           f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     print(f"threads: kaffe.threads.set_num_threads(t) (BLAS via "
           f"threadpoolctl, busy-adaptive) and cv2.setNumThreads(t); "
-          f"median of {args.rounds} × {args.repeat} forwards\n")
+          f"median of {args.rounds} × {args.repeat} forwards, "
+          f"{'CPU time' if args.cpu_clock else 'wall clock'}; load "
+          f"average {load_average()}\n")
     all_rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows, notes = run_suite(args, cv2, folder, "quiet")
