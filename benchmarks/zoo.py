@@ -23,8 +23,10 @@ blocks of ``--repeat`` forwards each after a warm-up, then the ratio
 kaffe / OpenCV (below 1: kaffe is faster) and the largest difference of
 the two outputs relative to their scale. Then, per setting, the geometric
 mean of the ratios and the largest one. Memory: kaffe's weights, its blobs
-and the peak of what one forward allocates besides (tracemalloc), next to
-the issue's bound (weights + the two largest activations × 1.5).
+and the peak of what one forward allocates besides (tracemalloc); "lean":
+weights plus the peak of a forward with ``net.release_intermediates`` on
+(each intermediate blob freed after its last reader), next to the issue's
+bound (weights + the two largest activations × 1.5).
 
 ``--quick``: batch 1, all cores, one round of 3. ``--cpu-clock``: one
 thread, timed by the process's CPU time instead of the wall clock, which
@@ -127,7 +129,10 @@ def time_pair(kaffe_fn, cv_fn, repeat, rounds, clock=time.perf_counter):
 
 
 def memory(net):
-    """(weights MB, blobs MB, forward workspace peak MB, bound MB)."""
+    """(weights MB, blobs MB, forward workspace peak MB, bound MB, lean MB):
+    the bound is weights + 1.5 × the two largest blobs; lean is weights +
+    the peak of one forward with ``net.release_intermediates`` on (blobs
+    allocated as they are written, freed after their last reader)."""
     weights = sum(b.data.nbytes for p in net.params.values() for b in p)
     sizes = sorted((b.data.nbytes for b in net.blobs.values()),
                    reverse=True)
@@ -136,9 +141,17 @@ def memory(net):
     net.forward()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    net.release_intermediates = True
+    net.forward()       # frees the intermediate blobs
+    tracemalloc.start()
+    net.forward()
+    lean = weights + tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    net.release_intermediates = False
+    net.forward()
     bound = weights + 1.5 * sum(sizes[:2])
     mb = 1 << 20
-    return weights / mb, blobs / mb, peak / mb, bound / mb
+    return weights / mb, blobs / mb, peak / mb, bound / mb, lean / mb
 
 
 def run_suite(args, cv2, folder, label):
@@ -192,7 +205,8 @@ def run_suite(args, cv2, folder, label):
                       f"{k_ms:9.2f} ms | OpenCV {c_ms:9.2f} ms | ratio "
                       f"{k_ms / c_ms:5.2f} | max|Δ|/scale {diff:.1e} | "
                       f"MB weights {mem[0]:.1f} blobs {mem[1]:.1f} "
-                      f"forward peak {mem[2]:.1f} (bound {mem[3]:.1f})",
+                      f"forward peak {mem[2]:.1f}, lean {mem[4]:.1f} "
+                      f"(bound {mem[3]:.1f})",
                       flush=True)
         del net, cv_net
     return rows, notes

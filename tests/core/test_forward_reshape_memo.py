@@ -47,3 +47,23 @@ def test_reshape_runs_only_when_shapes_change(tmp_path):
     net.blobs["data"].reshape(2, 3, 8, 8)
     net.blobs["data"].data[...] = x
     np.testing.assert_array_equal(net.forward()["pool"], first)
+
+
+def test_release_intermediates_keeps_outputs_and_frees_the_rest(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text(NET)
+    kaffe.set_random_seed(3)
+    net = kaffe.Net(str(path), kaffe.TEST)
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(
+        np.float32)
+    net.blobs["data"].data[...] = x
+    expected = net.forward()["pool"].copy()
+    assert not net.release_intermediates
+    net.release_intermediates = True
+    for _ in range(2):      # the freed blobs come back for the next pass
+        np.testing.assert_array_equal(net.forward()["pool"], expected)
+        assert not net.blobs["conv"].data.any()   # freed: zeros again
+        np.testing.assert_array_equal(net.blobs["data"].data, x)
+    net.release_intermediates = False
+    net.forward()
+    assert net.blobs["conv"].data.any()
