@@ -14,7 +14,8 @@ with one CPU-bound neighbour on a 2-core machine (issue 12). So:
 * :func:`usable_threads` is that, less the cores other processes are
   keeping busy: on Linux, the machine's busy time in ``/proc/stat`` less
   this process's own CPU time, over the last quarter-second or more (sampled
-  at most every ``SAMPLE_SECONDS``; a read costs about 20 µs). A neighbour
+  at most every ``SAMPLE_SECONDS``; a read costs about 20 µs; before the
+  first interval, the one-minute load average). A neighbour
   taking a core therefore costs kaffe that core, not a cliff. Turn it off
   with ``set_num_threads(n, adaptive=False)``.
 * :func:`blas_for` sets the BLAS thread count for a GEMM of so many flops
@@ -140,8 +141,19 @@ class _Load:
                 ours = (own - own0) * _clock_ticks()
                 self.busy_elsewhere = max(0.0, (busy - busy0 - ours)
                                           / elapsed)
+        else:
+            # No interval yet: the one-minute load average stands in.
+            self.busy_elsewhere = _load_average()
         self.sample = sample
         return self.busy_elsewhere
+
+
+def _load_average():
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return min(float(f.read().split()[0]), os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _clock_ticks():
