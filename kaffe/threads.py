@@ -185,7 +185,12 @@ def _blas():
         else:
             controllers = threadpoolctl.ThreadpoolController().select(
                 user_api="blas").lib_controllers
-            _settings.blas = controllers or False
+            # NumPy's own BLAS when it can be told apart (another library,
+            # OpenCV's or PyTorch's, may bring a BLAS of its own: not ours
+            # to set).
+            numpy_blas = [c for c in controllers
+                          if "numpy" in str(getattr(c, "filepath", ""))]
+            _settings.blas = numpy_blas or controllers or False
     return _settings.blas
 
 
