@@ -13,7 +13,7 @@ and shared parameters use this.
 """
 import numpy as np
 
-from .errors import KaffeShapeError
+from ..errors import KaffeShapeError
 
 MAX_BLOB_AXES = 32
 
@@ -279,7 +279,7 @@ class Blob:
 
 
 def _host(a):
-    from .backend import to_numpy
+    from ..backend import to_numpy
     return to_numpy(a)
 
 

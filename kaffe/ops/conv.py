@@ -115,7 +115,7 @@ backward, a SavedColumns holds at most its budget.
 """
 import math
 
-from kaffe.core.backend import array_module
+from ..backend import array_module
 from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
 

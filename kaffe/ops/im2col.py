@@ -19,7 +19,7 @@ import itertools
 import math
 import numbers
 
-from kaffe.core.backend import array_module
+from ..backend import array_module
 
 
 def conv_output_size(size, kernel, stride, pad, dilation):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ..core.errors import KaffeError
+from ..errors import KaffeError
 
 # Environment variables by which MPI launchers tell a process its world.
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE",

@@ -29,7 +29,7 @@ snapshots after the same iteration.
 """
 import numpy as np
 
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 from . import context
 
 # Action slots appended to the flat gradient buffer.
@@ -78,11 +78,13 @@ class NCCL:
         self._requests = np.zeros(2, self.dtype)
         self._agreed = _none()
         solver.set_action_function(self._take_agreed_action)
-        # Layer-wise reduction (after_backward): owner params per layer.
-        by_id = {id(blob): i for i, blob in enumerate(self.params)}
+        # Layer-wise reduction (after_backward): the learnable parameters
+        # each layer owns. A shared parameter's diff is complete once its
+        # owner's backward is done: the owner comes first in forward, so
+        # last in backward.
         self._layer_params = [
-            [by_id[id(b)] for b in layer.blobs if id(b) in by_id]
-            for layer in net.layers]
+            [p.learnable_index for p in node.params if p.owner is None]
+            for node in net.graph]
         self._layer_wise = False
         self._passes = 0
         self._pending = []         # (param ids, buffer, request)

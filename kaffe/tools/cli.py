@@ -41,6 +41,7 @@ COMMANDS = {
     "upgrade_net_proto_text": "upgrade_net_proto_text",
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
     "classify": "classify",
+    "detect": "detect",
 }
 
 

@@ -55,16 +55,16 @@ def run(args):
     outputs = net.outputs
 
     def score(i):
-        batch_loss = f(net._forward(0, len(net.layers) - 1))
+        batch_loss = f(net.forward_from_to(0, len(net.layers) - 1))
         return batch_loss, [
             (name, weights[name], net.blobs[name].data.reshape(-1).copy())
             for name in outputs]
 
     def add(i, result):
-        batch_loss, outputs = result
+        batch_loss, values_by_output = result
         totals["loss"] += batch_loss
         index = 0
-        for name, weight, values in outputs:
+        for name, weight, values in values_by_output:
             for value in values:
                 if i == 0:
                     scores.append([name, weight, f(0)])

@@ -3,9 +3,9 @@ from ...core.backend import array_module
 from ...core.random import rng
 from ...core.layer import Layer
 from ...core.registry import register_layer
+from ...ops.geometry import PoolGeometry
 from ...ops.pooling import (ave_pool_backward, ave_pool_forward,
-                            max_pool_backward, max_pool_forward,
-                            pool_output_size)
+                            max_pool_backward, max_pool_forward)
 from ...ops.stochastic_pool import (stochastic_pool_test,
                                     stochastic_pool_test_backward,
                                     stochastic_pool_train,
@@ -23,7 +23,8 @@ class PoolingLayer(Layer):
     Reads pooling_param: pool MAX (default) / AVE / STOCHASTIC; kernel_size or
     kernel_h + kernel_w; stride (1) or stride_h + stride_w; pad (0) or pad_h +
     pad_w (MAX and AVE only, smaller than the kernel); global_pooling (kernel =
-    the whole input); round_mode CEIL (default) or FLOOR.
+    the whole input); round_mode CEIL (default) or FLOOR, or the forks'
+    ceil_mode (true: CEIL, false: FLOOR; see :func:`round_mode`).
     Shape: out = ceil((in + 2·pad − k) / stride) + 1 (floor for FLOOR), minus
     one if pad_h or pad_w > 0 and the last window would start at or past
     in + pad (Caffe applies this to both axes, even an unpadded one).
@@ -33,7 +34,9 @@ class PoolingLayer(Layer):
     but not the overhang past the padded edge. STOCHASTIC samples by value in TRAIN and
     takes the value-weighted mean in TEST (Caffe has it only on the GPU).
 
-    After setup: ``kernel_shape``, ``stride``, ``pad`` ((h, w) tuples),
+    After setup: ``geometry`` (a :class:`~kaffe.ops.geometry.PoolGeometry`;
+    under global pooling its kernel follows the input at each reshape) and,
+    as its parts, ``kernel_shape``, ``stride``, ``pad`` ((h, w) tuples),
     ``method``, ``global_pooling``, ``round_mode``.
     """
 
@@ -44,7 +47,7 @@ class PoolingLayer(Layer):
     def setup(self, bottom, top):
         p = self.layer_param.pooling_param
         self.method = _P.PoolMethod.Name(p.pool)
-        self.round_mode = _P.RoundMode.Name(p.round_mode)
+        self.round_mode = round_mode(self, p)
         self.global_pooling = p.global_pooling
         has_kernel_hw = p.HasField("kernel_h") or p.HasField("kernel_w")
         kernel_fields = ", ".join(
@@ -100,6 +103,18 @@ class PoolingLayer(Layer):
                 "a second top (the argmax mask) exists only for MAX pooling",
                 field="top", received=f"{len(top)} tops with pool: "
                 f"{self.method}", expected="1 top")
+        self._check_axes(bottom)
+        self.geometry = self._make_geometry()
+
+    def _check_axes(self, bottom):
+        if bottom[0].num_axes != 4:
+            raise self.shape_error(
+                "input must have 4 axes (num, channels, height, width)",
+                field="bottom", received=bottom[0].shape)
+
+    def _make_geometry(self):
+        return PoolGeometry(self.method, self.kernel_shape, self.stride,
+                            self.pad, self.global_pooling, self.round_mode)
 
     def _pair(self, p, name, default):
         has_h, has_w = p.HasField(f"{name}_h"), p.HasField(f"{name}_w")
@@ -118,21 +133,13 @@ class PoolingLayer(Layer):
         return (value, value)
 
     def reshape(self, bottom, top):
-        if bottom[0].num_axes != 4:
-            raise self.shape_error(
-                "input must have 4 axes (num, channels, height, width)",
-                field="bottom", received=bottom[0].shape)
+        self._check_axes(bottom)
         in_hw = bottom[0].shape[2:]
-        if self.global_pooling:
+        if self.global_pooling and self.kernel_shape != tuple(in_hw):
             self.kernel_shape = tuple(in_hw)
-        out = []
-        for axis, (size, k, s, pad) in enumerate(zip(
-                in_hw, self.kernel_shape, self.stride, self.pad)):
-            n = pool_output_size(size, k, s, pad, self.round_mode)
-            # Caffe drops a last window starting at or past in + pad on both
-            # axes as soon as either is padded; pool_output_size sees one.
-            if any(self.pad) and (n - 1) * s >= size + pad:
-                n -= 1
+            self.geometry = self._make_geometry()
+        out = self.geometry.output_spatial(in_hw)
+        for axis, n in enumerate(out):
             if n <= 0:
                 raise self.shape_error(
                     f"kernel is larger than the padded input along "
@@ -140,7 +147,6 @@ class PoolingLayer(Layer):
                     f"would be {n})", field=f"{FIELD}.kernel_size",
                     received=self.kernel_shape, expected=f"a kernel that fits "
                     f"{in_hw[0] + 2 * self.pad[0]}×{in_hw[1] + 2 * self.pad[1]}")
-            out.append(n)
         self.out_hw = tuple(out)
         shape = bottom[0].shape[:2] + self.out_hw
         for blob in top:
@@ -199,3 +205,25 @@ class PoolingLayer(Layer):
                 dy, bottom[0].data, self.kernel_shape, self.stride,
                 self.out_hw)
         bottom[0].diff[...] = dx
+
+
+def round_mode(layer, p):
+    """The rounding of the pooled size: ``round_mode``, or the forks'
+    ``ceil_mode``.
+
+    DenseNet, DPN, ResNeXt and other prototxts from the forks that merged
+    BVLC pull request #3057 write ``ceil_mode: false`` for floor rounding;
+    that flag means exactly round_mode FLOOR (true: CEIL), with the same
+    clip rule. A file that sets both must agree with itself.
+    """
+    mode = _P.RoundMode.Name(p.round_mode)
+    if not p.HasField("ceil_mode"):
+        return mode
+    from_flag = "CEIL" if p.ceil_mode else "FLOOR"
+    if p.HasField("round_mode") and mode != from_flag:
+        raise layer.config_error(
+            "contradicts round_mode", field=f"{FIELD}.ceil_mode",
+            received=f"ceil_mode: {str(p.ceil_mode).lower()} with "
+                     f"round_mode: {mode}",
+            fix="keep one of the two fields")
+    return from_flag
