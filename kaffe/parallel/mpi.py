@@ -41,7 +41,16 @@ def launched_size():
 
 
 def mpi_module():
-    """mpi4py's MPI module, or a KaffeError saying how to install it."""
+    """mpi4py's MPI module, or a KaffeError saying how to install it.
+
+    MPI starts its own threads when it initialises (on import). They are
+    started with SIGINT and SIGHUP blocked, so that those signals go to
+    Python's threads (whose handler asks for a solver action) and never
+    interrupt a system call in an MPI progress thread.
+    """
+    import signal
+    blocked = {signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGINT)}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -50,6 +59,8 @@ def mpi_module():
             f"which cannot be imported ({e})",
             fix='pip install "kaffe[mpi]" (mpi4py and the mpich wheel), '
                 "or pip install mpi4py against a system MPI") from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return MPI
 
 
