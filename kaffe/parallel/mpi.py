@@ -49,8 +49,9 @@ def mpi_module():
     interrupt a system call in an MPI progress thread.
     """
     import signal
+    mask = getattr(signal, "pthread_sigmask", None)       # not on Windows
     blocked = {signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGINT)}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    previous = mask(signal.SIG_BLOCK, blocked) if mask else None
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -60,7 +61,8 @@ def mpi_module():
             fix='pip install "kaffe[mpi]" (mpi4py and the mpich wheel), '
                 "or pip install mpi4py against a system MPI") from None
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if mask:
+            mask(signal.SIG_SETMASK, previous)
     return MPI
 
 

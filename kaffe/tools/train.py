@@ -177,7 +177,8 @@ class _signal_actions:
             # SA_RESTART, as Caffe's handlers: a signal must not break a
             # system call inside MPI (or LMDB) with EINTR; Python still runs
             # the handler at its next instruction.
-            signal.siginterrupt(signum, False)
+            if hasattr(signal, "siginterrupt"):       # not on Windows
+                signal.siginterrupt(signum, False)
         return self
 
     def __exit__(self, *exc):
