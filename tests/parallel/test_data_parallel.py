@@ -135,6 +135,9 @@ class FailOnWorker1(caffe.Layer):
         if caffe.solver_rank() == 1 and self.calls == 3:
             if self.param_str == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.param_str == "hang":
+                import time
+                time.sleep(60)
             raise RuntimeError("worker 1 broke on purpose")
         top[0].data[...] = bottom[0].data
 
@@ -143,12 +146,14 @@ class FailOnWorker1(caffe.Layer):
 '''
 
 
-@pytest.mark.parametrize("how", ["raise", "kill"])
-def test_a_failing_worker_ends_the_job(tmp_path, mpiexec, how):
+@pytest.mark.parametrize("how", ["raise", "kill", "hang"])
+def test_a_failing_worker_ends_the_job(tmp_path, mpiexec, how, monkeypatch):
     setup_dir(tmp_path, FAILING.format(how=how))
     (tmp_path / "failing_layer.py").write_text(FAILING_MODULE)
-    import os
-    os.environ["KAFFE_TEST_PYTHONPATH"] = str(tmp_path)
+    monkeypatch.setenv("KAFFE_TEST_PYTHONPATH", str(tmp_path))
+    if how == "hang":
+        # A stuck worker: the other gives up after KAFFE_MPI_TIMEOUT.
+        monkeypatch.setenv("KAFFE_MPI_TIMEOUT", "3")
     start = time.monotonic()
     result = run_kaffe(["train", "--solver",
                         solver(tmp_path, "f", 1, max_iter=1000)], tmp_path,
@@ -158,6 +163,8 @@ def test_a_failing_worker_ends_the_job(tmp_path, mpiexec, how):
     assert took < 30
     if how == "raise":
         assert "worker 1 broke on purpose" in result.stderr
+    if how == "hang":
+        assert "did not complete within 3 s" in result.stderr
     assert not (tmp_path / "f_iter_1000.caffemodel").exists()
 
 
