@@ -7,6 +7,7 @@ with a per-case timeout. Outcomes:
 =============  ===============================================================
 ``ok``         the file was accepted and the action completed
 ``kaffe``      a :class:`kaffe.KaffeError` (the file was refused, as it should)
+``long``       a valid solver asking for a long run (not run; see MAX_PASSES)
 ``foreign``    any other exception escaped the API (a bug)
 ``memory``     a ``MemoryError`` escaped (a bug: sizes must be checked first)
 ``traceback``  the CLI let an exception escape (it would print a traceback)
@@ -85,6 +86,8 @@ def api_call(kind, path, ctx, scratch):
         net.forward()
     elif kind == "solver":
         solver = kaffe.get_solver(path)
+        if long_by_design(path):
+            return "long"
         solver.step(2)
         solver.snapshot()
     elif kind in ("solverstate", "solverstate_h5"):
@@ -101,6 +104,31 @@ def api_call(kind, path, ctx, scratch):
         net = kaffe.Net(_data_net(path, scratch), kaffe.TRAIN)
         net.forward()
         net.forward()
+
+
+# Forward/backward passes a solver may ask for before a case counts as
+# long by design (a valid file asking for a long run is no hang).
+MAX_PASSES = 2000
+
+
+def long_by_design(solver_path):
+    """Whether a solver file asks for more than MAX_PASSES net passes in
+    training (max_iter × iter_size, plus its tests), so that running it is
+    slow by the user's choice; such cases are counted as ``long``."""
+    from google.protobuf import text_format
+
+    from kaffe.proto import caffe_pb2
+    param = caffe_pb2.SolverParameter()
+    try:
+        with open(solver_path, encoding="utf-8") as f:
+            text_format.Parse(f.read(), param)
+    except Exception:  # noqa: BLE001 (kaffe reports unreadable files)
+        return False
+    train = max(param.max_iter, 0) * max(param.iter_size, 1)
+    tests = sum(max(n, 0) for n in param.test_iter)
+    if tests and param.test_interval > 0:
+        tests *= max(param.max_iter, 0) // param.test_interval + 1
+    return train + tests > MAX_PASSES
 
 
 def _place(exc):
@@ -128,6 +156,8 @@ def run_case(kind, mode, path, ctx, scratch):
     if mode == "cli":
         from kaffe.tools.cli import main
         argv = cli_argv(kind, path, ctx, scratch)
+        if kind == "solver" and long_by_design(path):
+            return "long", ""
         err = io.StringIO()
         try:
             with contextlib.redirect_stdout(io.StringIO()), \
@@ -140,11 +170,14 @@ def run_case(kind, mode, path, ctx, scratch):
         text = err.getvalue()
         if "Traceback (most recent call last)" in text:
             return "traceback", text.strip().splitlines()[-1][:200]
+        if "ran out of memory while running kaffe" in text:
+            return "memory", text.strip().splitlines()[-1][:200]
         if status == 1 and "please report" in text:
             return "internal", text.strip().splitlines()[-1][:200]
         return ("ok" if status == 0 else "kaffe"), f"exit {status}"
     try:
-        api_call(kind, path, ctx, scratch)
+        if api_call(kind, path, ctx, scratch) == "long":
+            return "long", ""
     except KaffeError as e:
         return "kaffe", type(e).__name__
     except MemoryError as e:
@@ -235,7 +268,7 @@ def run_cli_subprocess(kind, path, ctx, scratch, timeout, address_space,
                        file_size):
     """One CLI case as a real ``python -m kaffe`` child process."""
     argv = cli_argv(kind, path, ctx, scratch)
-    if argv is None:
+    if argv is None or (kind == "solver" and long_by_design(path)):
         return None
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -252,6 +285,8 @@ def run_cli_subprocess(kind, path, ctx, scratch, timeout, address_space,
         return "crash", f"signal {-proc.returncode}"
     if "Traceback (most recent call last)" in proc.stderr:
         return "traceback", proc.stderr.strip().splitlines()[-1][:200]
+    if "ran out of memory while running kaffe" in proc.stderr:
+        return "memory", proc.stderr.strip().splitlines()[-1][:200]
     if proc.returncode == 1 and "please report" in proc.stderr:
         return "internal", proc.stderr.strip().splitlines()[-1][:200]
     return ("ok" if proc.returncode == 0 else "kaffe"), \

@@ -1,0 +1,188 @@
+"""Minimal reproducers of what fuzzing found (issue 14): each was a foreign
+exception, a traceback, a hang or a memory blow-up; each must now be a
+kaffe error (or, for valid input, the same result as before)."""
+import time
+
+import numpy as np
+import pytest
+
+import kaffe
+from kaffe.core.memory import KaffeMemoryError, check_bytes, parse_bytes
+from kaffe.tools.cli import main
+
+HUGE_INPUT = ('layer{name:"d" type:"Input" top:"d" '
+              'input_param{shape{dim:1000000 dim:1000000}}}')
+
+
+def _net(tmp_path, text, name="net.prototxt"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# -- memory ceilings -----------------------------------------------------------
+def test_absurd_blob_is_refused_before_allocating(tmp_path):
+    # 81 bytes of prototxt declaring 10^12 float32 values (4 TB).
+    path = _net(tmp_path, HUGE_INPUT)
+    with pytest.raises(KaffeMemoryError, match=r"layer 'd' \(Input\).*"
+                       r"\(1000000, 1000000\) needs 3\.6 TiB"):
+        kaffe.Net(path, kaffe.TEST)
+
+
+def test_explain_cli_refuses_absurd_blob_without_traceback(tmp_path, capsys):
+    path = _net(tmp_path, HUGE_INPUT)
+    assert main(["explain", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kaffe: error: ") and "Traceback" not in err
+    assert "KAFFE_MAX_BYTES" in err
+
+
+def test_blob_reshape_checks_the_ceiling_before_any_buffer():
+    with pytest.raises(KaffeMemoryError, match="a blob of shape"):
+        kaffe.Blob((2 ** 40, 2 ** 20))
+
+
+def test_max_bytes_env_and_api(monkeypatch):
+    lenet = "examples/mnist/lenet.prototxt"
+    monkeypatch.setenv("KAFFE_MAX_BYTES", "1M")
+    with pytest.raises(KaffeMemoryError, match="layer 'conv1'"):
+        kaffe.Net(lenet, kaffe.TEST)
+    monkeypatch.setenv("KAFFE_MAX_BYTES", "1G")
+    kaffe.Net(lenet, kaffe.TEST)
+    monkeypatch.delenv("KAFFE_MAX_BYTES")
+    try:
+        kaffe.set_max_bytes(3 << 20)     # each blob fits, the net does not
+        with pytest.raises(KaffeMemoryError,
+                           match="parameters and activations up to"):
+            kaffe.Net(lenet, kaffe.TEST)
+    finally:
+        kaffe.set_max_bytes(None)
+    assert parse_bytes("8G") == 8 << 30 and parse_bytes("1500") == 1500
+    with pytest.raises(kaffe.KaffeError):
+        parse_bytes("lots")
+
+
+def test_check_bytes_is_exact_for_huge_products():
+    with pytest.raises(KaffeMemoryError):
+        check_bytes((2 ** 63) * (2 ** 63), "an absurd array")
+
+
+def test_memory_error_in_forward_names_the_layer(tmp_path, monkeypatch):
+    net = kaffe.Net("examples/mnist/lenet.prototxt", kaffe.TEST)
+    layer = net.layer_dict["ip1"]
+
+    def forward(bottom, top):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(layer, "forward", forward)
+    with pytest.raises(KaffeMemoryError, match=r"layer 'ip1' \(InnerProduct"
+                       r"\): ran out of memory while running forward"):
+        net.forward()
+
+
+# -- loops bounded by file values ---------------------------------------------
+def test_lrn_huge_local_size_is_fast_and_exact(tmp_path):
+    def run(size):
+        path = _net(tmp_path, f"""
+layer{{name:"d" type:"Input" top:"d"
+       input_param{{shape{{dim:2 dim:3 dim:4 dim:4}}}}}}
+layer{{name:"l" type:"LRN" bottom:"d" top:"l"
+       lrn_param{{local_size:{size} alpha:1 beta:0.75}}}}""", f"{size}.pt")
+        net = kaffe.Net(path, kaffe.TEST)
+        net.blobs["d"].data[...] = np.arange(96).reshape(2, 3, 4, 4) / 50.
+        net.forward()
+        return net.blobs["l"].data.copy(), net
+    start = time.monotonic()
+    big, _ = run(2 ** 31 - 1)
+    assert time.monotonic() - start < 5
+    # Every window covers all 3 channels either way; only alpha/n differs,
+    # so compare against the formula with the same n.
+    x = np.arange(96).reshape(2, 3, 4, 4) / 50.
+    scale = 1 + 1.0 / (2 ** 31 - 1) * (x * x).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(big, x * scale ** -0.75, rtol=1e-6)
+
+
+def test_spp_huge_pyramid_height_is_refused_at_once(tmp_path):
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:1 dim:3 dim:64 dim:64}}}
+layer{name:"s" type:"SPP" bottom:"d" top:"s" spp_param{pyramid_height:2147483647}}""")
+    start = time.monotonic()
+    with pytest.raises(kaffe.KaffeShapeError, match="pyramid_height"):
+        kaffe.Net(path, kaffe.TEST)
+    assert time.monotonic() - start < 5
+
+
+def test_adam_bias_correction_never_raises():
+    from kaffe.solvers.adam import bias_correction
+    assert bias_correction(0.9, 0.999, 1) == pytest.approx(
+        np.sqrt(1 - 0.999) / (1 - 0.9))
+    for beta1, beta2, t in [(0.0, 0.999, -1), (1.0, 1.0, 5), (0.9, 2.0, 3),
+                            (0.9, 0.999, 10 ** 12), (0.9, 0.999, -10 ** 9),
+                            (1e300, 1e300, 2 ** 31 - 1)]:
+        bias_correction(beta1, beta2, t)     # inf or NaN, as in C++
+
+
+def test_filler_refuses_impossible_ranges(tmp_path):
+    for param, field in [('type:"uniform" min:2 max:1', "min/max"),
+                         ('type:"uniform" min:-inf', "min/max"),
+                         ('type:"gaussian" std:-1', "std")]:
+        path = _net(tmp_path, f"""
+layer{{name:"d" type:"Input" top:"d" input_param{{shape{{dim:1 dim:3}}}}}}
+layer{{name:"ip" type:"InnerProduct" bottom:"d" top:"ip"
+       inner_product_param{{num_output:2 weight_filler{{{param}}}}}}}""")
+        with pytest.raises(kaffe.KaffeConfigError, match=field):
+            kaffe.Net(path, kaffe.TEST)
+
+
+# -- Python layers -------------------------------------------------------------
+@pytest.mark.parametrize("module", ["..foo", ".x", "x.", "a b", ""])
+def test_python_layer_relative_module_is_a_config_error(tmp_path, module):
+    path = _net(tmp_path, f"""
+layer{{name:"d" type:"Input" top:"d" input_param{{shape{{dim:1 dim:3}}}}}}
+layer{{name:"p" type:"Python" bottom:"d" top:"p"
+       python_param{{module:"{module}" layer:"L"}}}}""")
+    with pytest.raises(kaffe.KaffeConfigError, match="python_param.module"):
+        kaffe.Net(path, kaffe.TEST)
+
+
+def test_inspection_never_imports_a_python_layer_module(tmp_path, capsys,
+                                                        monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "fuzz_marker_layer.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:1 dim:3}}}
+layer{name:"p" type:"Python" bottom:"d" top:"p"
+      python_param{module:"fuzz_marker_layer" layer:"L"}}
+layer{name:"ip" type:"InnerProduct" bottom:"p" top:"ip"
+      inner_product_param{num_output:2}}""")
+    assert main(["explain", path]) == 2
+    err = capsys.readouterr().err
+    assert "fuzz_marker_layer" in err and "--shape p=" in err
+    assert main(["explain", path, "--shape", "p=1,3"]) == 0
+    out = capsys.readouterr().out
+    assert "fuzz_marker_layer.L not run" in out and "(1, 2)" in out
+    assert main(["draw", path, str(tmp_path / "g.dot")]) == 0
+    assert not marker.exists()
+    # The API builds it as pycaffe does (importing the module).
+    with pytest.raises(kaffe.KaffeConfigError, match="does not define"):
+        kaffe.Net(path, kaffe.TEST)
+    assert marker.exists()
+
+
+# -- the CLI -------------------------------------------------------------------
+def test_cli_internal_error_is_one_line_and_debug_shows_traceback(
+        monkeypatch, capsys, tmp_path):
+    from kaffe.tools import explain
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(explain, "run", broken)
+    assert main(["explain", "x.prototxt"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "please report" in err and "boom" in err
+    assert "Traceback" not in err
+    assert main(["explain", "x.prototxt", "--debug"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
