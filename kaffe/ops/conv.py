@@ -115,7 +115,10 @@ backward, a SavedColumns holds at most its budget.
 """
 import math
 
+import numpy as np
+
 from kaffe.core.backend import array_module
+from kaffe.core.memory import check_bytes
 from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
 
@@ -213,6 +216,8 @@ class _Plan:
         key = (name, shape)
         if key not in self._buffers:
             make = self.xp.zeros if zeros else self.xp.empty
+            check_bytes(math.prod(shape) * np.dtype(self.dtype).itemsize,
+                        f"a convolution scratch buffer of shape {shape}")
             self._buffers[key] = make(shape, dtype=self.dtype)
             if prepare is not None:
                 prepare(self._buffers[key])
