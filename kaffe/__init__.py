@@ -24,12 +24,12 @@ import logging
 import time
 
 from . import layers as _layer_implementations  # noqa: F401 (registers the types)
-from .core.backend import gpu_available
+from .backend import gpu_available
 from .core.blob import Blob
-from .core.errors import (KaffeConfigError, KaffeError, KaffeFormatError,
-                          KaffeShapeError)
+from .errors import (KaffeConfigError, KaffeError, KaffeFormatError,
+                     KaffeShapeError)
 from .core.layer import Layer
-from .core.memory import KaffeMemoryError, set_max_bytes
+from .memory import KaffeMemoryError, set_max_bytes
 from .core.net import TEST, TRAIN, Net
 from .core.random import set_random_seed
 from .core.registry import layer_type_list

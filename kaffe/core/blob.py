@@ -13,8 +13,8 @@ and shared parameters use this.
 """
 import numpy as np
 
-from .errors import KaffeShapeError
-from .memory import check_bytes, out_of_memory
+from ..errors import KaffeShapeError
+from ..memory import check_bytes, out_of_memory
 
 MAX_BLOB_AXES = 32
 
@@ -286,7 +286,7 @@ class Blob:
 
 
 def _host(a):
-    from .backend import to_numpy
+    from ..backend import to_numpy
     return to_numpy(a)
 
 

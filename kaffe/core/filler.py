@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .errors import KaffeConfigError
+from ..errors import KaffeConfigError
 from .random import rng
 
 

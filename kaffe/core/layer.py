@@ -19,7 +19,7 @@ A user's Python layer (``type: "Python"``) subclasses this same class.
 import numpy as np
 
 from .blob import Blob
-from .errors import KaffeConfigError, KaffeShapeError
+from ..errors import KaffeConfigError, KaffeShapeError
 
 
 class Layer:
@@ -34,6 +34,9 @@ class Layer:
         phase: kaffe.TRAIN or kaffe.TEST.
         blobs: the learnable parameter blobs.
         param_propagate_down: per param blob, whether backward computes its diff.
+        geometry: the window geometry (ConvGeometry / PoolGeometry from
+            kaffe.ops.geometry) for Convolution, Deconvolution, Im2col and
+            Pooling after setup; None for other layers.
     """
 
     type = ""
@@ -51,6 +54,10 @@ class Layer:
     # only backward reads (argmax masks, saved inputs). A layer on its own
     # keeps everything.
     needs_backward = True
+    # The sliding-window geometry a layer publishes for the net's readers
+    # (kaffe.ops.geometry.ConvGeometry or PoolGeometry), set by setup; None
+    # for layers without one.
+    geometry = None
 
     def __init__(self, layer_param=None, *, dtype=np.float32, source=None):
         from ..proto import caffe_pb2

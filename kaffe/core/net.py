@@ -23,18 +23,29 @@ from collections import OrderedDict
 import numpy as np
 
 from ..proto import caffe_pb2
+from ..errors import KaffeConfigError, KaffeShapeError
+from ..memory import Budget, KaffeMemoryError, located
 from .blob import Blob
-from .errors import KaffeConfigError, KaffeShapeError
-from .memory import Budget, KaffeMemoryError, located
+from .graph import build_graph, inserted_layers, node_not_found
+from .net_batches import PycaffeBatches
+from .net_weights import NetWeights
+from .insert_splits import insert_splits, split_blob_name, split_layer_name
+from .net_state import (filter_net, layer_error, layer_included,
+                        set_net_state, state_meets_rule, unknown_bottom)
 from .registry import create_layer
 
 log = logging.getLogger("kaffe")
+
+# Defined in .net_state and .insert_splits; importable from here as before.
+__all__ = ["Net", "TRAIN", "TEST", "filter_net", "insert_splits",
+           "layer_included", "split_blob_name", "split_layer_name",
+           "state_meets_rule"]
 
 TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
 
 
-class Net:
+class Net(NetWeights, PycaffeBatches):
     """A Caffe network.
 
     Construct with pycaffe's signatures::
@@ -63,12 +74,7 @@ class Net:
                         weights)
         from ..proto.io import load_net
         param, source = load_net(network)
-        if phase is not None:
-            param.state.phase = phase
-        if level is not None:
-            param.state.level = level
-        if stages:
-            param.state.stage.extend(stages)
+        set_net_state(param, phase, level, stages)
         self.dtype = np.dtype(dtype)
         self._source = source
         self._init(param)
@@ -96,6 +102,8 @@ class Net:
         self.phase = in_param.state.phase
         filtered, lines = filter_net(in_param, self._source)
         param, lines = insert_splits(filtered, lines, self._source.path)
+        self._inserted = inserted_layers(filtered, param)
+        self._graph = None
         self.name = param.name
         self.debug_info = param.debug_info
         self.layers = []
@@ -136,7 +144,7 @@ class Net:
                 layer_param.phase = self.phase
             if len(layer_param.propagate_down) and (
                     len(layer_param.propagate_down) != len(layer_param.bottom)):
-                raise _layer_error(
+                raise layer_error(
                     layer_param, source, "must be given either 0 times or "
                     "once per bottom", field="propagate_down",
                     received=len(layer_param.propagate_down),
@@ -150,7 +158,7 @@ class Net:
             bottoms, bottom_ids, bottom_need = [], [], []
             for i, name in enumerate(layer_param.bottom):
                 if name not in available:
-                    raise _unknown_bottom(layer_param, source, i, name,
+                    raise unknown_bottom(layer_param, source, i, name,
                                           blob_index)
                 blob_id = blob_index[name]
                 log.info("%s <- %s", layer_param.name, name)
@@ -170,7 +178,7 @@ class Net:
                     log.info("%s -> %s (in-place)", layer_param.name, name)
                     blob_id = blob_index[name]
                 elif name in blob_index:
-                    raise _layer_error(
+                    raise layer_error(
                         layer_param, source, "is produced by more than one "
                         "layer", field="top", received=name,
                         fix="give this top a new name, or make the layer "
@@ -214,7 +222,7 @@ class Net:
 
             n_params = len(layer.blobs)
             if len(layer_param.param) > n_params:
-                raise _layer_error(
+                raise layer_error(
                     layer_param, source, "has more entries than the layer has "
                     "parameter blobs", field="param",
                     received=len(layer_param.param),
@@ -245,6 +253,8 @@ class Net:
         self._share_weights()
         self._blob_dict = OrderedDict(zip(self._blob_names, self._blobs))
         self._layer_dict = OrderedDict(zip(self._layer_names, self.layers))
+        self._layer_index_of = {name: i for i, name in
+                                reversed(list(enumerate(self._layer_names)))}
         log.info("Network initialization done.")
 
     def _new_blob(self, name):
@@ -285,13 +295,13 @@ class Net:
         owner_blob = self.layers[owner_layer_id].blobs[owner_param_id]
         permissive = spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE
         if permissive and this_blob.count != owner_blob.count:
-            raise _layer_error(
+            raise layer_error(
                 layer_param, source, f"cannot share param '{name}' owned by "
                 f"layer '{owner_layer}': counts differ (PERMISSIVE mode needs "
                 "equal counts)", field=f"param[{param_id}].name",
                 received=this_blob.shape, expected=owner_blob.shape)
         if not permissive and this_blob.shape != owner_blob.shape:
-            raise _layer_error(
+            raise layer_error(
                 layer_param, source, f"cannot share param '{name}' owned by "
                 f"layer '{owner_layer}': shapes differ", field=(
                     f"param[{param_id}].name"),
@@ -308,7 +318,7 @@ class Net:
                 continue
             value = getattr(spec, field)
             if has[learnable_id] and values[learnable_id] != value:
-                raise _layer_error(
+                raise layer_error(
                     layer_param, source, f"of shared param '{name}' differs "
                     "from the owner's", field=f"param[{param_id}].{field}",
                     received=value, expected=values[learnable_id])
@@ -411,6 +421,18 @@ class Net:
         return located(exc, what, self._layer_names[i], layer.type, file,
                        line)
 
+    def forward_from_to(self, start, end):
+        """Run layers ``start`` .. ``end`` (indices, inclusive) forward on
+        the blobs as they are; return the weighted loss (Caffe's
+        ForwardFromTo; ``forward_from_to(0, len(net.layers) - 1)`` is its
+        Forward)."""
+        return self._forward(start, end)
+
+    def backward_from_to(self, start, end):
+        """Run layers ``start`` down to ``end`` (indices, inclusive)
+        backward (Caffe's BackwardFromTo)."""
+        self._backward(start, end)
+
     def before_forward(self, run):
         """Call ``run(i)`` before layer ``i`` runs forward (pycaffe's hook)."""
         self._before_forward.append(run)
@@ -427,6 +449,14 @@ class Net:
     def after_backward(self, run):
         """Call ``run(i)`` after layer ``i``'s turn in backward."""
         self._after_backward.append(run)
+
+    def remove_hook(self, run):
+        """Stop calling ``run``, registered with before_forward,
+        after_forward, before_backward or after_backward."""
+        for hooks in (self._before_forward, self._after_forward,
+                      self._before_backward, self._after_backward):
+            while run in hooks:
+                hooks.remove(run)
 
     def forward_backward(self):
         """Forward then backward over the whole net; return the loss."""
@@ -502,103 +532,6 @@ class Net:
                         "; net.reshape()) or pass a full batch")
             getattr(blob, which)[...] = value
 
-    def forward_all(self, blobs=None, **kwargs):
-        """pycaffe's forward_all: run the inputs through in batches.
-
-        Args:
-            blobs: names of extra blobs to return, as for :meth:`forward`.
-            kwargs: input blob name -> array of any number of items (all the
-                same number); without any, one forward of the net's own data.
-
-        Returns:
-            {blob name: array} for the outputs and ``blobs``, the batches
-            concatenated. A last partial batch is zero-padded to the batch
-            size for the forward, and the padding stripped from the result.
-        """
-        names = set(self.outputs + list(blobs or []))
-        collected = {name: [] for name in names}
-        for batch in self._batch(kwargs) if kwargs else [{}]:
-            outs = self.forward(blobs=blobs, **batch)
-            for name, value in outs.items():
-                collected[name].append(value.copy())
-        return _concatenate(collected, _padding(self, kwargs))
-
-    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
-        """pycaffe's forward_backward_all: forward and backward in batches.
-
-        Args:
-            blobs: extra blobs whose data to return, as for :meth:`forward`.
-            diffs: extra blobs whose diff to return, as for :meth:`backward`.
-            kwargs: input arrays (for forward) and output diffs (for
-                backward), by blob name; where either kind is missing the
-                net's own values are used.
-
-        Returns:
-            (all_blobs, all_diffs): {blob name: array}, padding stripped as
-            in :meth:`forward_all`.
-        """
-        inputs = {name: kwargs[name] for name in self.inputs if name in kwargs}
-        top_diffs = {name: kwargs[name] for name in self.outputs
-                     if name in kwargs}
-        unknown = set(kwargs) - set(inputs) - set(top_diffs)
-        if unknown:
-            raise KaffeConfigError(
-                "keyword arguments must name the net's inputs or outputs",
-                received=sorted(unknown),
-                expected=sorted(self.inputs + self.outputs))
-        out_names = set(self.outputs + list(blobs or []))
-        diff_names = set(self.inputs + list(diffs or []))
-        all_outs = {name: [] for name in out_names}
-        all_diffs = {name: [] for name in diff_names}
-        forward_batches = list(self._batch(inputs)) if inputs else [{}]
-        backward_batches = list(self._batch(top_diffs)) if top_diffs else [{}]
-        for i in range(max(len(forward_batches), len(backward_batches))):
-            fb = forward_batches[i] if i < len(forward_batches) else {}
-            bb = backward_batches[i] if i < len(backward_batches) else {}
-            for name, value in self.forward(blobs=blobs, **fb).items():
-                all_outs[name].append(value.copy())
-            for name, value in self.backward(diffs=diffs, **bb).items():
-                all_diffs[name].append(value.copy())
-        pad = _padding(self, inputs or top_diffs)
-        return _concatenate(all_outs, pad), _concatenate(all_diffs, pad)
-
-    def _batch(self, blobs):
-        """Yield {name: batch-sized array} batches of ``blobs`` (pycaffe's).
-
-        The batch size is the first dimension of the net's first blob; a
-        last partial batch is padded with zeros.
-        """
-        if not blobs:
-            return
-        arrays = {name: np.asarray(value) for name, value in blobs.items()}
-        lengths = {name: len(a) for name, a in arrays.items()}
-        if len(set(lengths.values())) > 1:
-            raise KaffeShapeError(
-                "arrays passed together must hold the same number of items",
-                received=", ".join(f"{n}: {k}" for n, k in lengths.items()))
-        num = next(iter(lengths.values()))
-        batch_size = self._batch_size()
-        for start in range(0, num - num % batch_size, batch_size):
-            yield {name: a[start:start + batch_size]
-                   for name, a in arrays.items()}
-        remainder = num % batch_size
-        if remainder:
-            padded = {}
-            for name, a in arrays.items():
-                padding = np.zeros((batch_size - remainder,) + a.shape[1:],
-                                   dtype=a.dtype)
-                padded[name] = np.concatenate([a[num - remainder:], padding])
-            yield padded
-
-    def _batch_size(self):
-        first = next(iter(self.blobs.values()), None)
-        if first is None or not first.shape or first.shape[0] < 1:
-            raise KaffeShapeError(
-                "has no batch size to split the arrays by",
-                field="first blob", received=first.shape if first else None,
-                fix="give the net an input with a batch dimension")
-        return first.shape[0]
-
     def set_input_arrays(self, data, labels):
         """Feed a MemoryData first layer (pycaffe's set_input_arrays)."""
         first = self.layers[0] if self.layers else None
@@ -657,96 +590,27 @@ class Net:
                 log.info("    [Backward] Layer %s, param blob %d diff: %g",
                          self._layer_names[i], param_id, _abs_mean(blob.diff))
 
-    # -- weights -------------------------------------------------------------
-    def copy_from(self, path):
-        """Load weights from a .caffemodel: binary NetParameter or HDF5.
+    # -- the public graph (kaffe.core.graph) ----------------------------------
+    @property
+    def graph(self):
+        """Tuple of :class:`~kaffe.core.graph.LayerNode`, one per layer in
+        execution order (kaffe's inserted Split layers included)."""
+        key = tuple(id(layer.geometry) for layer in self.layers)
+        if self._graph is None or self._graph[0] != key:
+            self._graph = (key, build_graph(self))
+        return self._graph[1]
 
-        As Caffe, the file's content decides (the HDF5 signature), not its
-        name. Layers are matched by name; source layers this net lacks are
-        skipped with a log line; a shape mismatch raises KaffeShapeError.
-        """
-        from ..proto.hdf5 import is_hdf5
-        if is_hdf5(path):
-            self.load_hdf5(path)
-            return
-        from ..proto.io import load_weights
-        self.copy_trained_layers_from(load_weights(path), path)
+    def node(self, name):
+        """The :class:`~kaffe.core.graph.LayerNode` of layer ``name``."""
+        index = self._layer_index_of.get(name)
+        if index is None:
+            raise node_not_found(name, self._layer_names)
+        return self.graph[index]
 
-    def load_hdf5(self, path):
-        """Load weights from an HDF5 file in Caffe's layout (pycaffe's
-        load_hdf5; see kaffe.proto.hdf5). Needs h5py (kaffe[hdf5])."""
-        from ..proto.hdf5 import load_hdf5
-        load_hdf5(self, path)
-
-    def save_hdf5(self, path, write_diff=False):
-        """Write the weights (and diffs) as HDF5 in Caffe's layout,
-        atomically (pycaffe's save_hdf5). Needs h5py (kaffe[hdf5])."""
-        from ..proto.hdf5 import save_hdf5
-        save_hdf5(self, path, write_diff)
-
-    def copy_trained_layers_from(self, param, path=None):
-        """Copy the blobs of ``param``'s layers into same-named layers here."""
-        for source_layer in param.layer:
-            name = source_layer.name
-            if name not in self._layer_dict:
-                log.info("Ignoring source layer %s", name)
-                continue
-            target = self._layer_dict[name]
-            if len(target.blobs) != len(source_layer.blobs):
-                raise KaffeShapeError(
-                    "has a different number of parameter blobs in the weight "
-                    "file", file=path, layer=name, layer_type=target.type,
-                    received=f"{len(source_layer.blobs)} blob(s) in the file",
-                    expected=f"{len(target.blobs)} (as the net defines it)",
-                    fix="check bias_term and that the file belongs to this net")
-            for j, (blob, proto) in enumerate(zip(target.blobs,
-                                                  source_layer.blobs)):
-                if not blob.shape_equals_proto(proto):
-                    from .blob import proto_shape
-                    raise KaffeShapeError(
-                        f"cannot copy param {j} weights: shape mismatch",
-                        file=path, layer=name, layer_type=target.type,
-                        received=_shape_text(proto_shape(proto)) +
-                        " in the file", expected=blob.shape_string() +
-                        " in the net", fix="to learn this layer's parameters "
-                        "from scratch rather than copying them, rename the "
-                        "layer; otherwise make the layer's definition match "
-                        "the file (num_output, kernel, group, input size)")
-                blob.from_proto(proto, reshape=False)
-
-    def share_trained_layers_with(self, other):
-        """Make same-named layers here use ``other``'s parameter data."""
-        for name, source in other._layer_dict.items():
-            if name not in self._layer_dict:
-                log.info("Ignoring source layer %s", name)
-                continue
-            target = self._layer_dict[name]
-            if len(target.blobs) != len(source.blobs):
-                raise KaffeShapeError(
-                    "has an incompatible number of parameter blobs",
-                    layer=name, received=len(source.blobs),
-                    expected=len(target.blobs))
-            for j, (t, s) in enumerate(zip(target.blobs, source.blobs)):
-                if t.shape != s.shape:
-                    raise KaffeShapeError(
-                        f"cannot share param {j} weights: shape mismatch",
-                        layer=name, received=s.shape_string(),
-                        expected=t.shape_string())
-                t.share_data(s)
-
-    share_with = share_trained_layers_with
-
-    def to_proto(self, write_diff=False):
-        """The net as a NetParameter with every layer's blobs (Caffe's ToProto)."""
-        param = caffe_pb2.NetParameter(name=self.name)
-        for layer in self.layers:
-            param.layer.append(layer.to_proto(write_diff))
-        return param
-
-    def save(self, path, write_diff=False):
-        """Write the weights as a binary .caffemodel (atomically)."""
-        from ..proto.io import write_binary
-        write_binary(self.to_proto(write_diff), path)
+    def blob_shapes(self):
+        """{blob name: shape tuple} for every blob, as they are now."""
+        return OrderedDict((name, tuple(blob.shape))
+                           for name, blob in self._blob_dict.items())
 
     # -- pycaffe's views -----------------------------------------------------
     @property
@@ -865,36 +729,6 @@ def _param_spec(layer_param, param_id):
     return caffe_pb2.ParamSpec()
 
 
-def _layer_error(layer_param, source, problem, cls=KaffeConfigError, **kw):
-    file, line = source if source else (None, None)
-    return cls(problem, file=file, line=line, layer=layer_param.name,
-               layer_type=layer_param.type, **kw)
-
-
-def _unknown_bottom(layer_param, source, index, name, blob_index):
-    import difflib
-    if name in blob_index:
-        problem = (f"names blob '{name}', which an earlier layer consumed in "
-                   "place or is no longer available")
-        fix = "check the order of the layers"
-    else:
-        problem = (f"names unknown blob '{name}' (no earlier layer produces "
-                   "it in this phase)")
-        close = difflib.get_close_matches(name, list(blob_index), n=3)
-        fix = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-               if close else "define a layer with this top before this layer, "
-               "or check the include/exclude rules")
-    return _layer_error(layer_param, source, problem,
-                        field=f"bottom[{index}]", fix=fix)
-
-
-def _shape_text(shape):
-    count = 1
-    for d in shape:
-        count *= d
-    return "".join(f"{d} " for d in shape) + f"({count})"
-
-
 class _IdLists(list):
     """Per layer, the indices of its bottom (or top) blobs.
 
@@ -907,178 +741,5 @@ class _IdLists(list):
         return list(self[i])
 
 
-def _padding(net, arrays):
-    """How many zero items forward_all appended to the last batch."""
-    if not arrays:
-        return 0
-    num = len(next(iter(arrays.values())))
-    remainder = num % net._batch_size()
-    return net._batch_size() - remainder if remainder else 0
-
-
-def _concatenate(collected, pad):
-    """{name: [batch arrays]} -> {name: one array}, minus ``pad`` items.
-
-    A 0-axis blob (a loss) has no items: it gives one value per batch.
-    """
-    out = {}
-    for name, parts in collected.items():
-        if parts and parts[0].ndim == 0:
-            out[name] = np.stack(parts)
-            continue
-        array = np.concatenate(parts) if parts else np.zeros((0,))
-        out[name] = array[:len(array) - pad] if pad else array
-    return out
-
-
 def _abs_mean(array):
     return float(np.abs(array).mean()) if array.size else 0.0
-
-
-# -- net filtering and split insertion -----------------------------------------
-def state_meets_rule(state, rule, layer_name):
-    """Caffe's StateMeetsRule: does NetState ``state`` satisfy ``rule``?"""
-    if rule.HasField("phase") and rule.phase != state.phase:
-        log.info("The NetState phase (%d) differed from the phase (%d) "
-                 "specified by a rule in layer %s", state.phase, rule.phase,
-                 layer_name)
-        return False
-    if rule.HasField("min_level") and state.level < rule.min_level:
-        log.info("The NetState level (%d) is above the min_level (%d) "
-                 "specified by a rule in layer %s", state.level,
-                 rule.min_level, layer_name)
-        return False
-    if rule.HasField("max_level") and state.level > rule.max_level:
-        log.info("The NetState level (%d) is above the max_level (%d) "
-                 "specified by a rule in layer %s", state.level,
-                 rule.max_level, layer_name)
-        return False
-    stages = set(state.stage)
-    for stage in rule.stage:
-        if stage not in stages:
-            log.info("The NetState did not contain stage '%s' specified by a "
-                     "rule in layer %s", stage, layer_name)
-            return False
-    for stage in rule.not_stage:
-        if stage in stages:
-            log.info("The NetState contained a not_stage '%s' specified by a "
-                     "rule in layer %s", stage, layer_name)
-            return False
-    return True
-
-
-def layer_included(state, layer_param):
-    """Whether a layer's include/exclude rules admit NetState ``state``.
-
-    No include rules: included unless an exclude rule matches; otherwise
-    included if any include rule matches.
-    """
-    included = not len(layer_param.include)
-    for rule in layer_param.exclude:
-        if included and state_meets_rule(state, rule, layer_param.name):
-            included = False
-    for rule in layer_param.include:
-        if not included and state_meets_rule(state, rule, layer_param.name):
-            included = True
-    return included
-
-
-def filter_net(param, source=None):
-    """Keep the layers whose include/exclude rules admit ``param.state``.
-
-    Returns (filtered NetParameter, line of each kept layer or None).
-    """
-    filtered = caffe_pb2.NetParameter()
-    filtered.CopyFrom(param)
-    del filtered.layer[:]
-    lines = []
-    seen = {}
-    for layer_param in param.layer:
-        name = layer_param.name
-        occurrence = seen.get(name, 0)
-        seen[name] = occurrence + 1
-        line = source.line(name, occurrence) if source else None
-        if len(layer_param.include) and len(layer_param.exclude):
-            raise _layer_error(
-                layer_param, (source.path if source else None, line),
-                "has both include and exclude rules",
-                fix="specify either include rules or exclude rules, not both")
-        if layer_included(param.state, layer_param):
-            filtered.layer.add().CopyFrom(layer_param)
-            lines.append(line)
-    return filtered, lines
-
-
-def split_layer_name(layer_name, blob_name, blob_index):
-    return f"{blob_name}_{layer_name}_{blob_index}_split"
-
-
-def split_blob_name(layer_name, blob_name, blob_index, split_index):
-    return f"{blob_name}_{layer_name}_{blob_index}_split_{split_index}"
-
-
-def insert_splits(param, lines=None, path=None):
-    """Caffe's InsertSplits: a Split layer after every top read more than once.
-
-    A top with a nonzero loss weight counts as one more reader, and the loss
-    weight moves to the split's first top. Returns (new NetParameter, lines)
-    with the split layers' lines set to their producer's line.
-    """
-    lines = list(lines) if lines is not None else [None] * len(param.layer)
-    last_top = {}          # blob name -> (layer, top index) producing it now
-    source_of = {}         # (layer, bottom index) -> (layer, top index)
-    readers = {}           # (layer, top index) -> number of consumers
-    loss_weight = {}       # (layer, top index) -> loss weight
-    for i, layer_param in enumerate(param.layer):
-        for j, name in enumerate(layer_param.bottom):
-            if name not in last_top:
-                raise _unknown_bottom(layer_param, (path, lines[i]), j, name,
-                                      last_top)
-            top = last_top[name]
-            source_of[(i, j)] = top
-            readers[top] = readers.get(top, 0) + 1
-        for j, name in enumerate(layer_param.top):
-            last_top[name] = (i, j)
-        for j in range(min(len(layer_param.loss_weight),
-                           len(layer_param.top))):
-            top = last_top[layer_param.top[j]]
-            loss_weight[top] = layer_param.loss_weight[j]
-            if loss_weight[top]:
-                readers[top] = readers.get(top, 0) + 1
-
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(param)
-    del out.layer[:]
-    out_lines = []
-    next_split = {}
-    for i, layer_param in enumerate(param.layer):
-        new = out.layer.add()
-        new.CopyFrom(layer_param)
-        out_lines.append(lines[i])
-        for j in range(len(new.bottom)):
-            top = source_of[(i, j)]
-            if readers.get(top, 0) > 1:
-                producer = param.layer[top[0]].name
-                k = next_split.get(top, 0)
-                next_split[top] = k + 1
-                new.bottom[j] = split_blob_name(producer, new.bottom[j],
-                                                top[1], k)
-        for j, name in enumerate(new.top):
-            top = (i, j)
-            count = readers.get(top, 0)
-            if count <= 1:
-                continue
-            weight = loss_weight.get(top, 0.0)
-            split = out.layer.add()
-            split.name = split_layer_name(layer_param.name, name, j)
-            split.type = "Split"
-            split.bottom.append(name)
-            for k in range(count):
-                split.top.append(split_blob_name(layer_param.name, name, j, k))
-                if weight:
-                    split.loss_weight.append(weight if k == 0 else 0.0)
-            out_lines.append(lines[i])
-            if weight:
-                del new.loss_weight[:]
-                next_split[top] = next_split.get(top, 0) + 1
-    return out, out_lines

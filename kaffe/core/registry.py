@@ -8,7 +8,7 @@ as Caffe's (std::map-backed) registry lists them.
 import difflib
 import importlib
 
-from .errors import KaffeConfigError
+from ..errors import KaffeConfigError
 
 _REGISTRY = {}
 

@@ -37,6 +37,11 @@ from .datum import datum_to_array
 log = logging.getLogger("kaffe")
 
 
+# The SSD fork's additions to TransformationParameter (see caffe.proto).
+SSD_AUGMENTATION_FIELDS = ("resize_param", "noise_param", "emit_constraint",
+                           "crop_h", "crop_w", "distort_param", "expand_param")
+
+
 def child_generator():
     """A new Generator seeded from kaffe's RNG (Caffe's ``caffe_rng_rand()``
     seeding a component's own RNG)."""
@@ -63,6 +68,14 @@ class DataTransformer:
         self.mean = None
         self.mean_values = list(param.mean_value)
         self._warned_force = False
+        for name in SSD_AUGMENTATION_FIELDS:
+            if param.HasField(name):
+                raise self.error(
+                    KaffeConfigError, "is SSD's training-time augmentation, "
+                    "which kaffe does not implement (training SSD is out of "
+                    "scope)", field=f"transform_param.{name}",
+                    fix="remove it to run the net as Caffe's plain "
+                        "transformer would")
         if param.HasField("mean_file"):
             if self.mean_values:
                 raise self.error(

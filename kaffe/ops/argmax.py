@@ -6,7 +6,7 @@ descending, and among equal values by index, descending. So on ties the
 LARGEST index wins (the opposite of ``numpy.argmax``). 0.0 and −0.0 are equal
 values; the order of NaNs is unspecified (std::greater has none for them).
 """
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def top_k(scores, k):

@@ -117,8 +117,8 @@ import math
 
 import numpy as np
 
-from kaffe.core.backend import array_module
-from kaffe.core.memory import check_bytes
+from ..backend import array_module
+from ..memory import check_bytes
 from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
 

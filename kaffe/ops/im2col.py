@@ -19,8 +19,8 @@ import itertools
 import math
 import numbers
 
-from kaffe.core.backend import array_module
-from kaffe.core.memory import check_bytes
+from ..backend import array_module
+from ..memory import check_bytes
 
 
 def conv_output_size(size, kernel, stride, pad, dilation):

@@ -28,7 +28,7 @@ the backward ones take (Caffe keeps it in its ``scale_`` blob). Results
 agree with Caffe's to rounding: Caffe slides a running sum over the
 channels, here every window is summed afresh (n − 1 shifted adds per axis).
 """
-from kaffe.core.backend import array_module
+from ..backend import array_module
 
 
 def _check(x, local_size):

@@ -6,7 +6,7 @@ remaining axes index the groups (BatchNorm: (N, C, S) over axes (0, 2); MVN:
 (groups, D) over axis 1). Results keep the reduced axes (size 1) so that they
 broadcast back onto ``x``.
 """
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def centered_moments(x, axes, out=None):

@@ -27,9 +27,8 @@ import numbers
 
 import numpy as np
 
-from kaffe.core.backend import array_module
-
-ROUND_MODES = ("CEIL", "FLOOR")
+from ..backend import array_module
+from .geometry import ROUND_MODES, pooled_size
 
 # Caffe starts MAX outputs at -FLT_MAX (the float32 bound, for doubles too).
 _MAX_INIT = -float(np.finfo(np.float32).max)
@@ -40,23 +39,16 @@ _CHUNK_BYTES = 1 << 20
 
 
 def pool_output_size(size, kernel, stride, pad, round_mode="CEIL"):
-    """Pooled length along one axis.
+    """Pooled length along one axis, round_mode "CEIL" or "FLOOR".
 
-    ``ceil((size + 2·pad − kernel) / stride) + 1`` (``floor`` for round_mode
-    "FLOOR"); then one less if pad > 0 and the last window would start at or
-    past size + pad, i.e. entirely in the padding.
+    :func:`kaffe.ops.geometry.pooled_size` with the clip rule applied when
+    this axis is padded (a 2-D layer padded on one axis only clips both:
+    :meth:`kaffe.ops.geometry.PoolGeometry.output_spatial`).
     """
     if round_mode not in ROUND_MODES:
         raise ValueError(f"round_mode must be one of {ROUND_MODES}, "
                          f"received {round_mode!r}")
-    span = size + 2 * pad - kernel
-    if round_mode == "CEIL":
-        out = -(-span // stride) + 1
-    else:
-        out = span // stride + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
+    return pooled_size(size, kernel, stride, pad, round_mode == "CEIL")
 
 
 def _pair(value, name):

@@ -7,7 +7,7 @@ power · scale rounded to that dtype.
 """
 import numpy as np
 
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def power_forward(x, out, power, scale, shift):

@@ -32,7 +32,7 @@ Gradients come back as dicts keyed by parameter name, plus "x", "x_static",
 "h_0" and "c_0" (the gradients with respect to the initial states, which the
 layers compute but Caffe never passes on to their bottoms).
 """
-from kaffe.core.backend import array_module
+from ..backend import array_module
 
 
 def sigmoid(x):

@@ -1,5 +1,5 @@
 """The logistic sigmoid as Caffe computes it."""
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def sigmoid(x, out=None):

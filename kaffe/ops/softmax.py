@@ -1,5 +1,5 @@
 """Softmax along one axis, as Caffe computes it (max-subtracted)."""
-from ..core.backend import array_module
+from ..backend import array_module
 
 
 def softmax(x, axis, out=None):

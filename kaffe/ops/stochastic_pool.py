@@ -9,7 +9,7 @@ at FLT_MIN). Inputs are expected to be non-negative (e.g. after a ReLU).
 """
 import numpy as np
 
-from ..core.backend import array_module
+from ..backend import array_module
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
 

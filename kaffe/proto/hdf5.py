@@ -36,7 +36,7 @@ import os
 
 import numpy as np
 
-from ..core.errors import KaffeError, KaffeFormatError, KaffeShapeError
+from ..errors import KaffeError, KaffeFormatError, KaffeShapeError
 from .io import atomic_path
 
 log = logging.getLogger("kaffe")
@@ -99,21 +99,21 @@ def save_hdf5(net, path, write_diff=False):
 def _write_groups(net, f, write_diff):
     data = f.create_group("data")
     diff = f.create_group("diff") if write_diff else None
-    for layer_id, (name, layer) in enumerate(zip(net._layer_names,
-                                                 net.layers)):
-        layer_data = data.require_group(name)
-        layer_diff = diff.require_group(name) if write_diff else None
-        for j, net_param_id in enumerate(net._param_ids[layer_id]):
-            blob = layer.blobs[j]
-            if net._param_owners[net_param_id] == -1:
+    for node in net.graph:
+        layer_data = data.require_group(node.name)
+        layer_diff = diff.require_group(node.name) if write_diff else None
+        for param in node.params:
+            if param.owner is None:
                 # Only a parameter's owner writes its values.
-                layer_data.create_dataset(str(j), data=_host(blob.data))
+                layer_data.create_dataset(str(param.index),
+                                          data=_host(param.blob.data))
             if write_diff:
-                layer_diff.create_dataset(str(j), data=_host(blob.diff))
+                layer_diff.create_dataset(str(param.index),
+                                          data=_host(param.blob.diff))
 
 
 def _host(array):
-    from ..core.backend import to_numpy
+    from ..backend import to_numpy
     return np.ascontiguousarray(to_numpy(array))
 
 
@@ -174,8 +174,8 @@ def _layer_groups(h5py, group, layer_dict, prefix=""):
 
 
 def _copy_layer(net, name, group, path, h5py):
-    layer_id = net._layer_names.index(name)
-    target = net.layers[layer_id]
+    node = net.node(name)
+    target = node.layer
     if not isinstance(group, h5py.Group):
         raise KaffeFormatError(
             f"holds a dataset at data/{name} where a group of parameter "
@@ -193,8 +193,7 @@ def _copy_layer(net, name, group, path, h5py):
     for j, blob in enumerate(target.blobs):
         key = str(j)
         if key not in group:
-            net_param_id = net._param_ids[layer_id][j]
-            if net._param_owners[net_param_id] != -1:
+            if node.params[j].owner is not None:
                 continue    # shared: its owner's dataset brings the values
             raise KaffeShapeError(
                 f"has no dataset for param {j} in the weight file",

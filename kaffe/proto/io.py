@@ -17,8 +17,9 @@ import tempfile
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from ..core.errors import KaffeFormatError
+from ..errors import KaffeFormatError
 from . import caffe_pb2
+from .forks import known_forks_sentence
 
 
 # -- atomic writes ------------------------------------------------------------
@@ -132,9 +133,10 @@ def _suggest_field(message_name, field):
     close = difflib.get_close_matches(field, names, n=3, cutoff=0.6)
     short = message_name.split(".")[-1]
     if close:
-        return "did you mean " + " or ".join(close) + "?"
+        return ("did you mean " + " or ".join(close) + "? "
+                + known_forks_sentence())
     return (f"{short} has no such field; check the spelling and the nesting "
-            f"of the braces")
+            f"of the braces; {known_forks_sentence()}")
 
 
 def _suggest_enum(enum_name, value):

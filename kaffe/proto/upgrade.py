@@ -24,7 +24,7 @@ import difflib
 import logging
 import os
 
-from ..core.errors import KaffeFormatError
+from ..errors import KaffeFormatError
 from . import caffe_pb2
 
 logger = logging.getLogger("kaffe")

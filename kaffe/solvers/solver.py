@@ -20,10 +20,8 @@ order (only the gradient-clipping norm is a BLAS dot product).
 Log lines are Caffe's, word for word, so that ``parse_log.py`` and
 ``extract_seconds.py`` read kaffe's training logs.
 """
-import difflib
 import logging
 import os
-import re
 import time
 
 import numpy as np
@@ -36,10 +34,12 @@ from ..core.errors import KaffeConfigError, KaffeError, KaffeFormatError, \
 from ..core.net import TEST, TRAIN, Net
 from ..core.random import set_random_seed
 from ..proto import caffe_pb2
-from ..proto.io import (NetSource, atomic_path, load_net, read_binary,
-                        read_text, write_binary)
-from ..proto.upgrade import upgrade_snapshot_prefix, upgrade_solver_as_needed
+from ..proto.io import NetSource, load_net, write_binary
 from .lr_policy import check_lr_policy, learning_rate
+from .registry import get_solver, register_solver, solver_class, \
+    solver_type_list
+from .solver_io import (SolverSource, load_solver, read_solver_state,
+                        solver_state_message, write_solver_state)
 
 log = logging.getLogger("kaffe")
 
@@ -50,162 +50,11 @@ SNAPSHOT = 2  # write a snapshot and go on
 _ACTION_NAMES = {"none": NONE, "stop": STOP, "snapshot": SNAPSHOT}
 
 _TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
-_SOLVER_CLASSES = {}
 
-
-def register_solver(type_name):
-    """Class decorator: make ``cls`` the solver of ``type: "<type_name>"``."""
-    def decorate(cls):
-        cls.type = type_name
-        _SOLVER_CLASSES[type_name] = cls
-        return cls
-    return decorate
-
-
-def solver_type_list():
-    """The registered solver types, sorted."""
-    return sorted(_SOLVER_CLASSES)
-
-
-# -- reading a solver definition ----------------------------------------------
-class SolverSource:
-    """Where a SolverParameter came from: its file, and its fields' lines.
-
-    Args:
-        path: the solver.prototxt path (None for a message built in memory).
-        text: the file's text, scanned for the lines of its top-level fields.
-    """
-
-    def __init__(self, path=None, text=None):
-        self.path = path
-        self._lines = _top_level_field_lines(text) if text else {}
-
-    def line(self, field, occurrence=0):
-        """1-based line of the ``occurrence``-th ``field:``, or None."""
-        lines = self._lines.get(field, ())
-        return lines[occurrence] if occurrence < len(lines) else None
-
-    def where(self, *fields):
-        """``dict(file=, line=)`` for the first of ``fields`` the file sets."""
-        if self.path is None:
-            return {}
-        for field in fields:
-            line = self.line(field)
-            if line is not None:
-                return {"file": self.path, "line": line}
-        return {"file": self.path}
-
-
-_TOKEN = re.compile(r"""
-    (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
-               [fF]?)
-  | (?P<ident>[A-Za-z_][\w.]*)
-  | (?P<open>[{<])
-  | (?P<close>[}>])
-  | (?P<colon>:)
-  | (?P<newline>\n)
-  | (?P<other>\S)
-""", re.VERBOSE)
-
-
-def _top_level_field_lines(text):
-    """Map each field set at the top level of protobuf ``text`` to its lines."""
-    lines = {}
-    depth = 0
-    line = 1
-    pending = None
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind == "newline":
-            line += 1
-        elif kind == "comment":
-            pass
-        elif kind in ("colon", "open"):
-            if depth == 0 and pending is not None:
-                lines.setdefault(pending[0], []).append(pending[1])
-            pending = None
-            if kind == "open":
-                depth += 1
-        elif kind == "close":
-            depth -= 1
-            pending = None
-        elif kind == "ident":
-            pending = (match.group(), line)
-        else:
-            pending = None
-            if kind == "string":
-                line += match.group().count("\n")
-    return lines
-
-
-def load_solver(solver):
-    """Read a solver definition the way Caffe's tools do.
-
-    A path is parsed (syntax errors name file:line:column), its deprecated
-    ``solver_type`` is upgraded to ``type`` and its snapshot_prefix completed
-    from the file's path (``UpgradeSnapshotPrefixProperty``). A message is
-    copied and its solver_type upgraded.
-
-    Args:
-        solver: a solver.prototxt path or a caffe_pb2.SolverParameter.
-
-    Returns:
-        (SolverParameter, SolverSource)
-    """
-    if isinstance(solver, caffe_pb2.SolverParameter):
-        param = caffe_pb2.SolverParameter()
-        param.CopyFrom(solver)
-        upgrade_solver_as_needed(param, None)
-        return param, SolverSource()
-    path = os.fspath(solver)
-    param = read_text(path, caffe_pb2.SolverParameter)
-    with open(path, encoding="utf-8") as f:
-        source = SolverSource(path, f.read())
-    upgrade_solver_as_needed(param, path)
-    upgrade_snapshot_prefix(param, path)
-    return param, source
-
-
-def solver_class(type_name, source=None):
-    """The solver class registered for ``type_name``; close matches on error."""
-    cls = _SOLVER_CLASSES.get(type_name)
-    if cls is not None:
-        return cls
-    known = solver_type_list()
-    close = [t for t in known if t.lower() == type_name.lower()] or \
-        difflib.get_close_matches(type_name, known, n=1, cutoff=0.5)
-    fix = ("did you mean " + " or ".join(f"'{t}'" for t in close) + "?"
-           if close else "use one of " + ", ".join(known) +
-           " (types are case-sensitive)")
-    where = source.where("type", "solver_type") if source else {}
-    raise KaffeConfigError(
-        "is not a known solver type", field="type", received=type_name,
-        expected="one of " + ", ".join(known), fix=fix, **where)
-
-
-def get_solver(solver, dtype=np.float32, source=None):
-    """Build the solver that ``type`` (after the solver_type upgrade) names.
-
-    Args:
-        solver: a solver.prototxt path or a caffe_pb2.SolverParameter.
-        dtype: the nets' float type (float32 as Caffe; float64 for checks).
-        source: with a SolverParameter that :func:`load_solver` read and the
-            caller then changed (as ``caffe train`` sets train_state and
-            weights), the SolverSource it returned, so that errors keep
-            naming the file and line.
-
-    Returns:
-        An SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver,
-        AdaDeltaSolver or AdamSolver.
-    """
-    if source is None:
-        param, source = load_solver(solver)
-    else:
-        param = solver
-    cls = solver_class(param.type, source)
-    return cls(param, dtype=dtype, source=source)
+# Defined in .registry and .solver_io; importable from here as before.
+__all__ = ["NONE", "STOP", "SNAPSHOT", "Solver", "SolverSource", "axpby",
+           "get_solver", "load_solver", "register_solver", "solver_class",
+           "solver_type_list"]
 
 
 # -- the BLAS-level operations the update rules are written in -----------------
@@ -595,7 +444,8 @@ class Solver:
             log.info("Optimization stopped early.")
             return
         if p.display and self._iter % p.display == 0:
-            loss = self._f(self.net._forward(0, len(self.net.layers) - 1))
+            loss = self._f(self.net.forward_from_to(
+                0, len(self.net.layers) - 1))
             self._update_smoothed_loss(loss, start_iter, p.average_loss)
             log.info("Iteration %d, loss = %s", self._iter,
                      _g(self._smoothed_loss))
@@ -666,8 +516,8 @@ class Solver:
                  _g(self._smoothed_loss))
         self._timer_start = now
         self._iterations_last = self._iter
-        values = [to_numpy(self.net._blobs[b].data).ravel()
-                  for b in self.net._outputs]
+        values = [to_numpy(self.net.blobs[name].data).ravel()
+                  for name in self.net.outputs]
         self._log_outputs(self.net, "Train", values)
 
     def _log_outputs(self, net, kind, values):
@@ -676,9 +526,9 @@ class Solver:
         array per output of ``net``."""
         f = self._f
         index = 0
-        for blob_id, array in zip(net._outputs, values):
-            name = net._blob_names[blob_id]
-            weight = f(net._blob_loss_weights[blob_id])
+        loss_weights = net.blob_loss_weights
+        for name, array in zip(net.outputs, values):
+            weight = f(loss_weights[name])
             for value in array:
                 value = f(value)
                 suffix = (f" (* {_g(weight)} = {_g(weight * value)} loss)"
@@ -798,12 +648,12 @@ class Solver:
                 request = self.get_requested_action()
             if self.requested_early_exit:
                 break
-            iter_loss = f(net._forward(0, len(net.layers) - 1))
+            iter_loss = f(net.forward_from_to(0, len(net.layers) - 1))
             if p.test_compute_loss:
                 loss += iter_loss
             values = np.concatenate(
-                [to_numpy(net._blobs[b].data).ravel().astype(self.dtype)
-                 for b in net._outputs] or [np.zeros(0, self.dtype)])
+                [to_numpy(net.blobs[name].data).ravel().astype(self.dtype)
+                 for name in net.outputs] or [np.zeros(0, self.dtype)])
             scores = values.copy() if scores is None else scores + values
         if self.requested_early_exit:
             log.info("Test interrupted.")
@@ -815,7 +665,7 @@ class Solver:
         if scores is None:
             return
         means = scores / f(n_iter)
-        counts = [net._blobs[b].count for b in net._outputs]
+        counts = [net.blobs[name].count for name in net.outputs]
         self._log_outputs(net, "Test",
                           np.split(means, np.cumsum(counts)[:-1]))
 
@@ -841,7 +691,8 @@ class Solver:
             self.net.save_hdf5(model, p.snapshot_diff)
             state = self._snapshot_filename(".solverstate.h5")
             log.info("Snapshotting solver state to HDF5 file %s", state)
-            self._write_hdf5_state(state, model)
+            write_solver_state(state, self._iter, self.current_step,
+                               self.history, model, hdf5=True)
         else:
             model = self._snapshot_filename(".caffemodel")
             log.info("Snapshotting to binary proto file %s", model)
@@ -849,30 +700,14 @@ class Solver:
             state = self._snapshot_filename(".solverstate")
             log.info("Snapshotting solver state to binary proto file %s",
                      state)
-            write_binary(self.solver_state(model), state)
+            write_solver_state(state, self._iter, self.current_step,
+                               self.history, model)
         return model, state
 
     def solver_state(self, learned_net=None):
         """The SolverState message a binary snapshot writes."""
-        state = caffe_pb2.SolverState(iter=self._iter,
-                                      current_step=self.current_step)
-        if learned_net is not None:
-            state.learned_net = learned_net
-        for blob in self.history:
-            blob.to_proto(state.history.add())
-        return state
-
-    def _write_hdf5_state(self, path, learned_net):
-        h5py = _import_h5py()
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("iter", data=np.array([self._iter], np.int32))
-                _write_hdf5_string(h5py, f, "learned_net", learned_net)
-                f.create_dataset("current_step",
-                                 data=np.array([self.current_step], np.int32))
-                group = f.create_group("history")
-                for i, blob in enumerate(self.history):
-                    group.create_dataset(str(i), data=to_numpy(blob.data))
+        return solver_state_message(self._iter, self.current_step,
+                                    self.history, learned_net)
 
     def restore(self, state_file):
         """Resume from a snapshot: a ``.solverstate``, or ``…h5`` for HDF5.
@@ -881,16 +716,8 @@ class Solver:
         ``learned_net`` into the train net, and loads the history.
         """
         state_file = os.fspath(state_file)
-        if state_file.endswith(".h5"):
-            iteration, learned, current_step, history = \
-                self._read_hdf5_state(state_file)
-        else:
-            state = read_binary(state_file, caffe_pb2.SolverState,
-                                "SolverState")
-            iteration, current_step = state.iter, state.current_step
-            learned = state.learned_net if state.HasField("learned_net") \
-                else None
-            history = list(state.history)
+        iteration, learned, current_step, history = \
+            read_solver_state(state_file)
         if len(history) != len(self.history):
             raise KaffeFormatError(
                 "holds the wrong number of history blobs for this solver",
@@ -935,43 +762,6 @@ class Solver:
             return beside
         return learned
 
-    def _read_hdf5_state(self, path):
-        h5py = _import_h5py()
-        try:
-            f = h5py.File(path, "r")
-        except FileNotFoundError:
-            raise KaffeFormatError("solver state file not found", file=path,
-                                   fix="check the path") from None
-        except OSError as e:
-            raise KaffeFormatError(
-                f"cannot be opened as an HDF5 solver state ({e})",
-                file=path) from None
-        with f:
-            for key in ("iter", "current_step", "history"):
-                if key not in f:
-                    raise KaffeFormatError(
-                        f"has no '{key}' entry, so it is no solver state",
-                        file=path, expected="iter, learned_net, current_step"
-                        " and history/<i> as Caffe writes them")
-            iteration = int(np.asarray(f["iter"]).reshape(-1)[0])
-            current_step = int(np.asarray(f["current_step"]).reshape(-1)[0])
-            learned = None
-            if "learned_net" in f:
-                learned = f["learned_net"][()]
-                if isinstance(learned, bytes):
-                    learned = learned.decode("utf-8")
-                learned = learned.rstrip("\0")
-            group = f["history"]
-            history = []
-            for i in range(len(group)):
-                if str(i) not in group:
-                    raise KaffeFormatError(
-                        f"has no history/{i} dataset", file=path,
-                        received=sorted(group))
-                history.append(np.asarray(group[str(i)][()]))
-        return iteration, learned, current_step, history
-
-
 # -- helpers ------------------------------------------------------------------
 def _action_value(kind):
     if isinstance(kind, str):
@@ -985,27 +775,3 @@ def _action_value(kind):
             "is not a solver action", field="action", received=kind,
             expected="STOP, SNAPSHOT or NONE ('stop', 'snapshot', 'none')")
     return value
-
-
-def _import_h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise KaffeError(
-            "HDF5 snapshots need the h5py package, which is not installed",
-            fix="pip install kaffe[hdf5] (or pip install h5py), or use "
-                "snapshot_format: BINARYPROTO") from None
-    return h5py
-
-
-def _write_hdf5_string(h5py, group, name, text):
-    """A scalar fixed-length NUL-terminated string (H5LTmake_dataset_string)."""
-    data = text.encode("utf-8")
-    string_type = h5py.h5t.C_S1.copy()
-    string_type.set_size(len(data) + 1)
-    string_type.set_strpad(h5py.h5t.STR_NULLTERM)
-    space = h5py.h5s.create(h5py.h5s.SCALAR)
-    dataset = h5py.h5d.create(group.id, name.encode(), string_type, space)
-    dataset.write(h5py.h5s.ALL, h5py.h5s.ALL,
-                  np.array(data + b"\0", dtype=f"S{len(data) + 1}"),
-                  mtype=string_type)

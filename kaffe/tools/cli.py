@@ -106,7 +106,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except MemoryError as e:
-        from ..core.memory import out_of_memory
+        from ..memory import out_of_memory
         return _fail(str(out_of_memory(e, f"running kaffe {args.command}")))
     except Exception as e:  # noqa: BLE001 (never a traceback for a file)
         return _internal(e, args)

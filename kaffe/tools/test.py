@@ -43,16 +43,15 @@ def run(args):
     log.info("Running for %d iterations.", args.iterations)
     f = np.float32
     scores = []          # (output name, loss weight, running sum) per value
+    loss_weights = net.blob_loss_weights
     loss = f(0)
     for i in range(args.iterations):
-        loss += f(net._forward(0, len(net.layers) - 1))
+        loss += f(net.forward_from_to(0, len(net.layers) - 1))
         index = 0
-        for blob_id in net._outputs:
-            name = net._blob_names[blob_id]
-            for value in net._blobs[blob_id].data.reshape(-1):
+        for name in net.outputs:
+            for value in net.blobs[name].data.reshape(-1):
                 if i == 0:
-                    scores.append([name, net._blob_loss_weights[blob_id],
-                                   f(0)])
+                    scores.append([name, loss_weights[name], f(0)])
                 scores[index][2] += value
                 index += 1
                 log.info("Batch %d, %s = %s", i, name, _g(value))

@@ -47,11 +47,12 @@ def run(args):
     for layer in layers:
         layer.needs_backward = True
     log.info("Performing Forward")
-    log.info("Initial loss: %g", net._forward(0, n - 1))
+    log.info("Initial loss: %g", net.forward_from_to(0, n - 1))
     log.info("Performing Backward")
-    net._backward(n - 1, 0)
-    bottoms = [net._bottoms(i) for i in range(n)]
-    tops = [net._tops(i) for i in range(n)]
+    net.backward_from_to(n - 1, 0)
+    graph = net.graph
+    bottoms = [list(node.bottom_blobs) for node in graph]
+    tops = [list(node.top_blobs) for node in graph]
     need = net.bottom_need_backward
     log.info("*** Benchmark begins ***")
     log.info("Testing for %d iterations.", args.iterations)
@@ -78,7 +79,7 @@ def run(args):
     iterations = max(args.iterations, 1)
     log.info("Average time per layer: ")
     for i in range(n):
-        name = net._layer_names[i]
+        name = graph[i].name
         log.info("%10s\tforward: %s ms.", name,
                  _ms(forward_per_layer[i] / iterations))
         log.info("%10s\tbackward: %s ms.", name,

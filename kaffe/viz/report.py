@@ -1227,7 +1227,7 @@ def _forward(net, values, layers, plans, preprocess, image_input, label,
         with np.errstate(all="ignore"):
             net.forward()
     finally:
-        net._after_forward.remove(capture)
+        net.remove_hook(capture)
     picture, size = None, ()
     if image_input is not None:
         data = np.asarray(net.blobs[image_input].data[0])

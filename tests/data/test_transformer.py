@@ -132,3 +132,12 @@ def test_errors(tmp_path):
     both = transformer("force_color: true force_gray: true")
     with pytest.raises(KaffeConfigError, match="force_color"):
         both.datum_array(caffe_pb2.Datum(data=b"x", encoded=True))
+
+
+@pytest.mark.parametrize("text", [
+    "resize_param { height: 300 width: 300 }", "crop_h: 10",
+    "distort_param { brightness_prob: 0.5 }", "expand_param { prob: 0.5 }"])
+def test_ssd_augmentation_fields_are_refused_by_name(text):
+    param = text_format.Parse(text, caffe_pb2.TransformationParameter())
+    with pytest.raises(KaffeConfigError, match="SSD's training-time"):
+        DataTransformer(param)

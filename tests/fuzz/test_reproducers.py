@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kaffe
-from kaffe.core.memory import KaffeMemoryError, check_bytes, parse_bytes
+from kaffe.memory import KaffeMemoryError, check_bytes, parse_bytes
 from kaffe.tools.cli import main
 
 HUGE_INPUT = ('layer{name:"d" type:"Input" top:"d" '

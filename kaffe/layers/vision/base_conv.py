@@ -11,7 +11,9 @@ log = logging.getLogger("kaffe")
 class BaseConvolutionLayer(Layer):
     """Parses convolution_param into per-axis geometry and makes the blobs.
 
-    After setup: ``channel_axis``, ``num_spatial_axes``, ``kernel_shape``,
+    After setup: ``geometry`` (the public
+    :class:`~kaffe.ops.geometry.ConvGeometry`) and, as its parts,
+    ``channel_axis``, ``num_spatial_axes``, ``kernel_shape``,
     ``stride``, ``pad``, ``dilation`` (tuples, one int per spatial axis),
     ``channels`` (input channels), ``num_output``, ``group``, ``bias_term``.
     Blobs: [0] weight (num_output, C/group, *kernel) — for Deconvolution
@@ -28,11 +30,12 @@ class BaseConvolutionLayer(Layer):
 
     def setup(self, bottom, top):
         p = self.layer_param.convolution_param
-        geometry = read_conv_geometry(self, bottom[0])
+        geometry = read_conv_geometry(self, bottom[0],
+                                      deconv=self.reverse_dimensions)
         self.geometry = geometry
-        self.channel_axis = geometry.channel_axis
+        self.channel_axis = geometry.axis
         self.num_spatial_axes = geometry.num_spatial_axes
-        self.kernel_shape = geometry.kernel_shape
+        self.kernel_shape = geometry.kernel
         self.stride = geometry.stride
         self.pad = geometry.pad
         self.dilation = geometry.dilation

@@ -6,20 +6,15 @@ spatial), ``kernel_size`` / ``stride`` / ``pad`` / ``dilation`` (repeated: once
 for every spatial axis, or once per axis) and the 2-D-only ``kernel_h`` /
 ``kernel_w``, ``stride_h`` / ``stride_w``, ``pad_h`` / ``pad_w`` forms.
 :func:`read_conv_geometry` turns them into one int per spatial axis, with
-Caffe's checks as located errors.
+Caffe's checks as located errors, as the public
+:class:`~kaffe.ops.geometry.ConvGeometry` the layer publishes.
 """
-from collections import namedtuple
+from ...ops.geometry import ConvGeometry
 
 FIELD = "convolution_param"
 
-ConvGeometry = namedtuple(
-    "ConvGeometry",
-    "channel_axis num_spatial_axes kernel_shape stride pad dilation")
-ConvGeometry.__doc__ = """Per-axis window geometry (tuples of ints, one per
-spatial axis) and where the spatial axes start (after ``channel_axis``)."""
 
-
-def read_conv_geometry(layer, blob, min_spatial_axes=0):
+def read_conv_geometry(layer, blob, min_spatial_axes=0, deconv=False):
     """The geometry ``layer.layer_param.convolution_param`` gives ``blob``.
 
     Args:
@@ -27,9 +22,11 @@ def read_conv_geometry(layer, blob, min_spatial_axes=0):
         blob: the input blob (its number of axes fixes the spatial rank).
         min_spatial_axes: the fewest spatial axes the layer accepts
             (Convolution 0, Im2col 1).
+        deconv: whether the layer is the transpose (Deconvolution).
 
     Returns:
-        A :class:`ConvGeometry`.
+        A :class:`~kaffe.ops.geometry.ConvGeometry` (group, num_output and
+        bias_term as the message gives them; the caller validates them).
     """
     p = layer.layer_param.convolution_param
     channel_axis = layer.canonical_axis(blob, p.axis, f"{FIELD}.axis")
@@ -57,7 +54,9 @@ def read_conv_geometry(layer, blob, min_spatial_axes=0):
     if any(d <= 0 for d in dilation):
         raise layer.config_error("must be > 0", field=f"{FIELD}.dilation",
                                  received=dilation)
-    return ConvGeometry(channel_axis, n, kernel, stride, pad, dilation)
+    return ConvGeometry(kernel, stride, pad, dilation, group=p.group,
+                        num_output=p.num_output, axis=channel_axis,
+                        bias_term=p.bias_term, deconv=deconv)
 
 
 def _per_axis(layer, name, repeated, hw_names, default, n):
@@ -91,22 +90,22 @@ def _per_axis(layer, name, repeated, hw_names, default, n):
 
 
 def conv_output_shape(layer, geometry, spatial):
-    """Caffe's output size per spatial axis, or a located error.
+    """Caffe's convolution output size per spatial axis, or a located error.
 
-    ``(in + 2·pad − (dilation·(k − 1) + 1)) // stride + 1``; a kernel that
-    does not fit the padded input is refused.
+    ``(in + 2·pad − (dilation·(k − 1) + 1)) // stride + 1``
+    (:meth:`ConvGeometry.output_spatial`); a kernel that does not fit the
+    padded input is refused.
     """
-    out = []
-    for i, size in enumerate(spatial):
-        extent = geometry.dilation[i] * (geometry.kernel_shape[i] - 1) + 1
-        padded = size + 2 * geometry.pad[i]
-        if padded < extent:
+    out = geometry.output_spatial(spatial)
+    for i, (size, n) in enumerate(zip(spatial, out)):
+        if n <= 0:
+            extent = geometry.extent[i]
+            padded = size + 2 * geometry.pad[i]
             raise layer.shape_error(
                 f"kernel is larger than the padded input along spatial axis "
                 f"{i} (the kernel spans {extent}, the input plus padding is "
                 f"{padded})", field=f"{FIELD}.kernel_size",
-                received=geometry.kernel_shape,
+                received=geometry.kernel,
                 fix="use a smaller kernel or dilation, more padding, or a "
                     "larger input")
-        out.append((padded - extent) // geometry.stride[i] + 1)
-    return tuple(out)
+    return out

@@ -30,21 +30,19 @@ class DeconvolutionLayer(BaseConvolutionLayer):
     reverse_dimensions = True
 
     def compute_output_shape(self, spatial):
-        out = []
-        for i, size in enumerate(spatial):
-            extent = self.dilation[i] * (self.kernel_shape[i] - 1) + 1
-            full = self.stride[i] * (size - 1) + extent
-            if full - 2 * self.pad[i] < 1:
+        out = self.geometry.output_spatial(spatial)
+        for i, n in enumerate(out):
+            if n < 1:
+                full = n + 2 * self.pad[i]
                 raise self.shape_error(
                     f"padding leaves no output along spatial axis {i} "
                     f"(stride·(in − 1) + dilation·(k − 1) + 1 = {full}, "
-                    f"minus 2·pad = {full - 2 * self.pad[i]})",
+                    f"minus 2·pad = {n})",
                     field=f"{FIELD}.pad", received=self.pad,
                     expected=f"2·pad < {full} along axis {i}",
                     fix="use less padding, or a larger kernel, stride or "
                         "input")
-            out.append(full - 2 * self.pad[i])
-        return tuple(out)
+        return out
 
     def forward(self, bottom, top):
         # The deconvolution's input plays the convolution's output (dy).

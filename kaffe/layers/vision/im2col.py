@@ -1,4 +1,5 @@
 """Im2col: the column matrix a convolution multiplies, as a layer."""
+import dataclasses
 import math
 
 from ...core.layer import Layer
@@ -27,24 +28,29 @@ class Im2colLayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
-        self.geometry = read_conv_geometry(self, bottom[0], min_spatial_axes=1)
+        g = read_conv_geometry(self, bottom[0], min_spatial_axes=1)
+        # Published as the convolution it unfolds for: one group, no bias,
+        # and C·Π k output channels (the rows of the column matrix).
+        self.geometry = dataclasses.replace(
+            g, group=1, bias_term=False,
+            num_output=bottom[0].shape[g.axis] * g.kernel_count)
 
     def reshape(self, bottom, top):
         g = self.geometry
         x = bottom[0]
-        if x.num_axes != g.channel_axis + 1 + g.num_spatial_axes:
+        if x.num_axes != g.axis + 1 + g.num_spatial_axes:
             raise self.shape_error(
                 "the input's number of axes may not change after setup",
                 field="bottom", received=x.shape,
-                expected=f"{g.channel_axis + 1 + g.num_spatial_axes} axes")
-        spatial = x.shape[g.channel_axis + 1:]
+                expected=f"{g.axis + 1 + g.num_spatial_axes} axes")
+        spatial = x.shape[g.axis + 1:]
         out = conv_output_shape(self, g, spatial)
-        rows = x.shape[g.channel_axis] * math.prod(g.kernel_shape)
-        top[0].reshape(x.shape[:g.channel_axis] + (rows,) + out)
+        rows = x.shape[g.axis] * math.prod(g.kernel)
+        top[0].reshape(x.shape[:g.axis] + (rows,) + out)
 
     def _kwargs(self):
         g = self.geometry
-        return dict(kernel=g.kernel_shape, stride=g.stride, pad=g.pad,
+        return dict(kernel=g.kernel, stride=g.stride, pad=g.pad,
                     dilation=g.dilation)
 
     def forward(self, bottom, top):
@@ -55,7 +61,7 @@ class Im2colLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        rows_axis = self.geometry.channel_axis + 1
+        rows_axis = self.geometry.axis + 1
         dy = top[0].diff.reshape(top[0].shape[:rows_axis]
                                  + (top[0].count_axes(rows_axis),))
         bottom[0].diff[...] = col2im(dy, bottom[0].shape, **self._kwargs())

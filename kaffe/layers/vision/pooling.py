@@ -3,9 +3,9 @@ from ...core.backend import array_module
 from ...core.random import rng
 from ...core.layer import Layer
 from ...core.registry import register_layer
+from ...ops.geometry import PoolGeometry
 from ...ops.pooling import (ave_pool_backward, ave_pool_forward,
-                            max_pool_backward, max_pool_forward,
-                            pool_output_size)
+                            max_pool_backward, max_pool_forward)
 from ...ops.stochastic_pool import (stochastic_pool_test,
                                     stochastic_pool_test_backward,
                                     stochastic_pool_train,
@@ -33,7 +33,9 @@ class PoolingLayer(Layer):
     but not the overhang past the padded edge. STOCHASTIC samples by value in TRAIN and
     takes the value-weighted mean in TEST (Caffe has it only on the GPU).
 
-    After setup: ``kernel_shape``, ``stride``, ``pad`` ((h, w) tuples),
+    After setup: ``geometry`` (a :class:`~kaffe.ops.geometry.PoolGeometry`;
+    under global pooling its kernel follows the input at each reshape) and,
+    as its parts, ``kernel_shape``, ``stride``, ``pad`` ((h, w) tuples),
     ``method``, ``global_pooling``, ``round_mode``.
     """
 
@@ -100,6 +102,18 @@ class PoolingLayer(Layer):
                 "a second top (the argmax mask) exists only for MAX pooling",
                 field="top", received=f"{len(top)} tops with pool: "
                 f"{self.method}", expected="1 top")
+        self._check_axes(bottom)
+        self.geometry = self._make_geometry()
+
+    def _check_axes(self, bottom):
+        if bottom[0].num_axes != 4:
+            raise self.shape_error(
+                "input must have 4 axes (num, channels, height, width)",
+                field="bottom", received=bottom[0].shape)
+
+    def _make_geometry(self):
+        return PoolGeometry(self.method, self.kernel_shape, self.stride,
+                            self.pad, self.global_pooling, self.round_mode)
 
     def _pair(self, p, name, default):
         has_h, has_w = p.HasField(f"{name}_h"), p.HasField(f"{name}_w")
@@ -118,21 +132,13 @@ class PoolingLayer(Layer):
         return (value, value)
 
     def reshape(self, bottom, top):
-        if bottom[0].num_axes != 4:
-            raise self.shape_error(
-                "input must have 4 axes (num, channels, height, width)",
-                field="bottom", received=bottom[0].shape)
+        self._check_axes(bottom)
         in_hw = bottom[0].shape[2:]
-        if self.global_pooling:
+        if self.global_pooling and self.kernel_shape != tuple(in_hw):
             self.kernel_shape = tuple(in_hw)
-        out = []
-        for axis, (size, k, s, pad) in enumerate(zip(
-                in_hw, self.kernel_shape, self.stride, self.pad)):
-            n = pool_output_size(size, k, s, pad, self.round_mode)
-            # Caffe drops a last window starting at or past in + pad on both
-            # axes as soon as either is padded; pool_output_size sees one.
-            if any(self.pad) and (n - 1) * s >= size + pad:
-                n -= 1
+            self.geometry = self._make_geometry()
+        out = self.geometry.output_spatial(in_hw)
+        for axis, n in enumerate(out):
             if n <= 0:
                 raise self.shape_error(
                     f"kernel is larger than the padded input along "
@@ -140,7 +146,6 @@ class PoolingLayer(Layer):
                     f"would be {n})", field=f"{FIELD}.kernel_size",
                     received=self.kernel_shape, expected=f"a kernel that fits "
                     f"{in_hw[0] + 2 * self.pad[0]}×{in_hw[1] + 2 * self.pad[1]}")
-            out.append(n)
         self.out_hw = tuple(out)
         shape = bottom[0].shape[:2] + self.out_hw
         for blob in top:

@@ -40,6 +40,8 @@ class SPPLayer(Layer):
     whatever the net's phase: STOCHASTIC always samples.
     A level whose padding would reach the kernel size (an input too small
     for 2^l bins) is refused, as Pooling refuses pad >= kernel.
+    ``level_geometries``: each level's PoolGeometry for the current input
+    (the layer's own ``geometry`` is None: it is several windows).
     """
 
     exact_num_bottom_blobs = 1
@@ -78,6 +80,12 @@ class SPPLayer(Layer):
             for i in range(self.height):
                 self.flatten[i].SetUp([self.pooled[i]], [self.flat[i]])
             self.concat.SetUp(self.flat, top)
+
+    @property
+    def level_geometries(self):
+        """One :class:`~kaffe.ops.geometry.PoolGeometry` per pyramid level,
+        level 0 first, for the input the levels were last built for."""
+        return tuple(layer.geometry for layer in self.pooling)
 
     def _inner_param(self, kind):
         # No phase is set on the inner layers, so they get the proto's
