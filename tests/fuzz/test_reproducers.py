@@ -186,3 +186,121 @@ def test_cli_internal_error_is_one_line_and_debug_shows_traceback(
     assert "Traceback" not in err
     assert main(["explain", "x.prototxt", "--debug"]) == 1
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+# -- solver states and HDF5 weights --------------------------------------------
+@pytest.fixture
+def snapshot_pair(tmp_path):
+    """(solver path, binary state, HDF5 state, HDF5 weights) of a tiny run."""
+    pytest.importorskip("h5py")
+    from kaffe.testing.fuzz.corpus import TINY_TRAIN_NET
+    net = tmp_path / "train.prototxt"
+    net.write_text(TINY_TRAIN_NET)
+    out = {}
+    for fmt in ("BINARYPROTO", "HDF5"):
+        solver = tmp_path / f"{fmt}.prototxt"
+        solver.write_text(f'net: "{net}" base_lr: 0.01 type: "Adam" '
+                          f'lr_policy: "fixed" max_iter: 2 '
+                          f'snapshot_prefix: "{tmp_path}/{fmt}" '
+                          f'snapshot_format: {fmt}')
+        s = kaffe.get_solver(str(solver))
+        s.step(1)
+        out[fmt] = (str(solver),) + s.snapshot()
+    return out
+
+
+def _h5_state(snapshot_pair, tmp_path, edit):
+    import shutil
+
+    import h5py
+    solver, _, state = snapshot_pair["HDF5"]
+    target = str(tmp_path / "bad.solverstate.h5")
+    shutil.copyfile(state, target)
+    with h5py.File(target, "r+") as f:
+        edit(f)
+    return solver, target
+
+
+H5_STATE_EDITS = {
+    "negative iter": (lambda f: f["iter"].__setitem__(..., -5), "negative"),
+    "iter as text": (lambda f: (f.__delitem__("iter"),
+                                f.create_dataset("iter", data=b"abc")),
+                     "not one integer"),
+    "iter empty": (lambda f: (f.__delitem__("iter"),
+                              f.create_dataset("iter", data=np.zeros(0))),
+                   "not one integer"),
+    "learned_net number": (lambda f: (f.__delitem__("learned_net"),
+                                      f.create_dataset("learned_net",
+                                                       data=3.5)),
+                           "learned_net"),
+    "learned_net not utf-8": (lambda f: (f.__delitem__("learned_net"),
+                                         f.create_dataset(
+                                             "learned_net",
+                                             data=np.array(b"\xff\xfe", "S2"))),
+                              "UTF-8"),
+    "history huge": (lambda f: (f["history"].__delitem__("0"),
+                                f["history"].create_dataset(
+                                    "0", shape=(10 ** 6, 10 ** 6), dtype="f4",
+                                    chunks=True)), "history blob 0"),
+    "history text": (lambda f: (f["history"].__delitem__("1"),
+                                f["history"].create_dataset("1", data=b"x")),
+                     "history/1"),
+    "history a dataset": (lambda f: (f.__delitem__("history"),
+                                     f.create_dataset("history", data=[1.0])),
+                          "'history'"),
+    "history extra": (lambda f: f["history"].create_dataset(
+        "99", data=[1.0]), "wrong number"),
+    "soft link loop": (lambda f: (f.__delitem__("current_step"),
+                                  f.__setitem__("current_step",
+                                                __import__("h5py").SoftLink(
+                                                    "/current_step"))),
+                       "link"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(H5_STATE_EDITS))
+def test_damaged_hdf5_solver_state_is_a_kaffe_error(snapshot_pair, tmp_path,
+                                                    case):
+    edit, message = H5_STATE_EDITS[case]
+    solver, state = _h5_state(snapshot_pair, tmp_path, edit)
+    s = kaffe.get_solver(solver)
+    with pytest.raises(kaffe.KaffeError, match=message) as info:
+        s.restore(state)
+    assert "bad.solverstate.h5" in str(info.value)
+
+
+def test_negative_iter_in_binary_state_is_refused(snapshot_pair, tmp_path):
+    from kaffe.proto import caffe_pb2
+    solver, _, state = snapshot_pair["BINARYPROTO"]
+    message = caffe_pb2.SolverState()
+    message.ParseFromString(open(state, "rb").read())
+    message.iter = -2 ** 31
+    bad = tmp_path / "neg.solverstate"
+    bad.write_bytes(message.SerializeToString())
+    with pytest.raises(kaffe.KaffeFormatError, match="negative iter"):
+        kaffe.get_solver(solver).restore(str(bad))
+    message.iter = 1
+    message.learned_net = "a\0b"
+    bad.write_bytes(message.SerializeToString())
+    with pytest.raises(kaffe.KaffeFormatError, match="learned_net"):
+        kaffe.get_solver(solver).restore(str(bad))
+
+
+def test_hdf5_weights_with_links_are_a_kaffe_error(snapshot_pair, tmp_path):
+    import shutil
+
+    import h5py
+    from kaffe.testing.fuzz.corpus import TINY_NET
+    net = tmp_path / "deploy.prototxt"
+    net.write_text(TINY_NET)
+    _, weights, _ = snapshot_pair["HDF5"]
+    for name, link in [("loop", h5py.SoftLink("/data")),
+                       ("dangling", h5py.SoftLink("/nowhere")),
+                       ("external", h5py.ExternalLink("/etc/passwd", "/"))]:
+        target = str(tmp_path / f"{name}.caffemodel.h5")
+        shutil.copyfile(weights, target)
+        with h5py.File(target, "r+") as f:
+            del f["data/ip"]
+            f["data/ip"] = link
+        with pytest.raises(kaffe.KaffeFormatError, match=name + ".caffemodel"):
+            kaffe.Net(str(net), kaffe.TEST, weights=target)
