@@ -147,10 +147,26 @@ def save_hdf5(net, path, write_diff=False):
             to a temporary file beside it, then renamed over it.
         write_diff: also write every parameter's diff under ``/diff``.
     """
+    write_hdf5(path, lambda f: _write_groups(net, f, write_diff))
+
+
+def write_hdf5(path, fill):
+    """Write an HDF5 file atomically: ``fill(h5py_file)`` builds it in memory,
+    then its bytes go to a temporary file renamed over ``path``.
+
+    Building in memory keeps the HDF5 library away from a failing disk (a
+    full disk or a file-size limit in the middle of a write can crash it);
+    the plain write then fails cleanly, with a kaffe error naming ``path``,
+    and leaves any previous file of that name as it was.
+    """
+    import io
     h5py = _h5py()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        fill(f)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_groups(net, f, write_diff)
+        with open(tmp, "wb") as out:
+            out.write(buffer.getbuffer())
 
 
 def _write_groups(net, f, write_diff):

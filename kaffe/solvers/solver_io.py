@@ -19,7 +19,7 @@ from ..backend import to_numpy
 from ..errors import KaffeError, KaffeFormatError, KaffeShapeError
 from ..memory import check_bytes
 from ..proto import caffe_pb2
-from ..proto.io import atomic_path, read_binary, read_text, write_binary
+from ..proto.io import read_binary, read_text, write_binary
 from ..proto.upgrade import upgrade_snapshot_prefix, upgrade_solver_as_needed
 
 
@@ -149,17 +149,20 @@ def write_solver_state(path, iteration, current_step, history,
         write_binary(solver_state_message(iteration, current_step, history,
                                           learned_net), path)
         return
+    from ..proto.hdf5 import write_hdf5
     h5py = _import_h5py()
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("iter", data=np.array([iteration], np.int32))
-            if learned_net is not None:
-                _write_hdf5_string(h5py, f, "learned_net", learned_net)
-            f.create_dataset("current_step",
-                             data=np.array([current_step], np.int32))
-            group = f.create_group("history")
-            for i, blob in enumerate(history):
-                group.create_dataset(str(i), data=to_numpy(blob.data))
+
+    def fill(f):
+        f.create_dataset("iter", data=np.array([iteration], np.int32))
+        if learned_net is not None:
+            _write_hdf5_string(h5py, f, "learned_net", learned_net)
+        f.create_dataset("current_step",
+                         data=np.array([current_step], np.int32))
+        group = f.create_group("history")
+        for i, blob in enumerate(history):
+            group.create_dataset(str(i), data=to_numpy(blob.data))
+
+    write_hdf5(path, fill)
 
 
 def read_solver_state(path, shapes=None):

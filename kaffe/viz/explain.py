@@ -318,6 +318,8 @@ def _check_shape(name, shape):
 def _reshape_input(layer, shapes, path, line):
     given = [shapes.get(top) for top in layer.top]
     declared = list(layer.input_param.shape)
+    if len(declared) not in (0, 1, len(layer.top)):
+        return ""               # the Input layer itself refuses this
     if not any(given):
         if not declared and len(layer.top):  # (no tops: the net refuses it)
             raise _needs_shape(layer, layer.top[0], None, path, line,

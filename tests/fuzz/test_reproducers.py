@@ -304,3 +304,29 @@ def test_hdf5_weights_with_links_are_a_kaffe_error(snapshot_pair, tmp_path):
             f["data/ip"] = link
         with pytest.raises(kaffe.KaffeFormatError, match=name + ".caffemodel"):
             kaffe.Net(str(net), kaffe.TEST, weights=target)
+
+
+@pytest.mark.parametrize("fmt", ["BINARYPROTO", "HDF5"])
+def test_full_disk_during_snapshot_names_the_file_and_keeps_the_pair(
+        snapshot_pair, fmt):
+    resource = pytest.importorskip("resource")
+    solver_path, model, state = snapshot_pair[fmt]
+    before = (open(model, "rb").read(), open(state, "rb").read())
+    solver = kaffe.get_solver(solver_path)
+    solver.restore(state)
+    solver.step(1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))
+    try:
+        with pytest.raises(kaffe.KaffeFormatError,
+                           match=r"_iter_2\.caffemodel.*cannot be written"):
+            solver.snapshot()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert (open(model, "rb").read(), open(state, "rb").read()) == before
+    import glob
+    import os
+    folder = os.path.dirname(model)
+    assert not glob.glob(os.path.join(folder, "*iter_2*"))
+    assert not glob.glob(os.path.join(folder, ".*.tmp"))
+    kaffe.get_solver(solver_path).restore(state)    # still loads
