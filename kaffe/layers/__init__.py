@@ -6,8 +6,8 @@ module registers its layer class with ``@register_layer``.
 import importlib
 import pkgutil
 
-FAMILIES = ("common", "data", "loss", "neuron", "normalization", "recurrent",
-            "vision")
+FAMILIES = ("common", "data", "detection", "loss", "neuron", "normalization",
+            "recurrent", "vision")
 
 for _family in FAMILIES:
     _package = importlib.import_module(f"{__name__}.{_family}")

@@ -79,6 +79,7 @@ FORK_FIELDS = OrderedDict([
     # DeepLab's own number is 143 (BVLC's input_param); 162 is the OCR fork's.
     (("LayerParameter", "interp_param"), ("deeplab", 162, 143)),
     (("PoolingParameter", "ceil_mode"), ("pr3057", 10013, 13)),
+    (("DropoutParameter", "scale_train"), ("fast-rcnn", 2, 2)),
     (("TransformationParameter", "resize_param"), ("ssd", 8, 8)),
     (("TransformationParameter", "noise_param"), ("ssd", 9, 9)),
     (("TransformationParameter", "emit_constraint"), ("ssd", 10, 10)),

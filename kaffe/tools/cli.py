@@ -6,7 +6,10 @@ Each subcommand is a module ``kaffe/tools/<command>.py`` with
 * ``add_arguments(parser)``: its options (an argparse subparser);
 * ``run(args)``: does the work and returns the exit status (None = 0);
 * optionally ``LOG_LEVEL``: how much of the ``kaffe`` logger to show without
-  ``-v`` (default INFO, as Caffe's tools log; ``-v`` always shows INFO).
+  ``-v`` (default INFO, as Caffe's tools log; ``-v`` always shows INFO);
+* optionally ``PARALLEL = True``: under ``mpiexec -n N`` (N > 1) the command
+  runs as one of N workers (:func:`kaffe.parallel.init` before ``run``; only
+  worker 0 logs; an error on any worker ends the whole job).
 
 and one line in :data:`COMMANDS`. Command modules import heavy things inside
 ``run`` so that ``kaffe --help`` stays fast.
@@ -40,6 +43,7 @@ COMMANDS = {
     "upgrade_net_proto_text": "upgrade_net_proto_text",
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
     "classify": "classify",
+    "detect": "detect",
 }
 
 
@@ -88,12 +92,14 @@ def main(argv=None):
     module = args._module
     level = logging.INFO if args.verbose else getattr(
         module, "LOG_LEVEL", logging.INFO)
+    comm = None
     try:
         with glog_to_stderr(level):
+            comm = _join_workers(module)
             status = module.run(args)
             sys.stdout.flush()
     except KaffeError as e:
-        return _fail(str(e))
+        return _fail(str(e), comm)
     except BrokenPipeError:
         # The reader went away (`kaffe explain net.prototxt | head`).
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -101,19 +107,22 @@ def main(argv=None):
         return 1
     except OSError as e:
         if e.filename is not None:
-            return _fail(f"{e.filename}: {e.strerror or e}")
-        return _fail(str(e))
+            return _fail(f"{e.filename}: {e.strerror or e}", comm)
+        return _fail(str(e), comm)
     except KeyboardInterrupt:
+        if comm is not None and comm.size > 1:
+            comm.abort(None, 130)
         return 130
     except MemoryError as e:
         from ..memory import out_of_memory
-        return _fail(str(out_of_memory(e, f"running kaffe {args.command}")))
+        return _fail(str(out_of_memory(e, f"running kaffe {args.command}")),
+                     comm)
     except Exception as e:  # noqa: BLE001 (never a traceback for a file)
-        return _internal(e, args)
+        return _internal(e, args, comm)
     return 0 if status is None else status
 
 
-def _internal(exc, args):
+def _internal(exc, args, comm=None):
     """An error that is kaffe's fault, not the input's: one line, exit 1;
     ``--debug`` shows the traceback."""
     import traceback
@@ -124,13 +133,33 @@ def _internal(exc, args):
     if where:
         frame = where[-1]
         place = f" at {os.path.basename(frame.filename)}:{frame.lineno}"
-    print(f"kaffe: internal error: {type(exc).__name__}{place}: {exc} "
+    text = " ".join(str(exc).split())[:300]
+    print(f"kaffe: internal error: {type(exc).__name__}{place}: {text} "
           f"(this is a bug in kaffe; please report it with the command and "
           f"its input files; --debug shows the traceback)", file=sys.stderr)
+    if comm is not None and comm.size > 1:
+        comm.abort(None, 1)
     return 1
 
 
-def _fail(message):
+def _join_workers(module):
+    """Under mpiexec, join the job as one worker of a PARALLEL command
+    (workers other than 0 then log errors only); else None."""
+    if not getattr(module, "PARALLEL", False):
+        return None
+    from ..parallel import init, launched_size
+    if launched_size() <= 1:
+        return None
+    comm = init()
+    if comm.rank != 0:
+        logging.getLogger("kaffe").setLevel(logging.ERROR)
+    return comm
+
+
+def _fail(message, comm=None):
+    if comm is not None and comm.size > 1:
+        # The other workers may be waiting for this one: end them all.
+        comm.abort(f"worker {comm.rank} of {comm.size}: {message}", 2)
     print(f"kaffe: error: {message}", file=sys.stderr)
     return 2
 

@@ -330,3 +330,14 @@ def test_full_disk_during_snapshot_names_the_file_and_keeps_the_pair(
     assert not glob.glob(os.path.join(folder, "*iter_2*"))
     assert not glob.glob(os.path.join(folder, ".*.tmp"))
     kaffe.get_solver(solver_path).restore(state)    # still loads
+
+
+def test_binaryproto_mean_with_absurd_shapes_is_refused():
+    from kaffe.proto import caffe_pb2
+    for dims in ([1] * 70, [-1, -5], [2 ** 32, 2 ** 32, 2 ** 32],
+                 [0, 2 ** 40, 2 ** 40]):
+        blob = caffe_pb2.BlobProto()
+        blob.shape.dim.extend(dims)
+        blob.data.extend([1.0] * (5 if dims[0] else 0))
+        with pytest.raises(kaffe.KaffeShapeError):
+            kaffe.io.blobproto_to_array(blob)

@@ -34,7 +34,9 @@ Safety: building a net that has a Python layer **imports** the module that
 ``python_param.module`` names, which runs that module's top-level code. That
 is Caffe's behaviour and the user's choice — the module is named in the
 prototxt they chose to run — so only run prototxts you trust (or read their
-python_param blocks first). What a prototxt cannot do is make kaffe call an
+python_param blocks first). A few well-known Python layers are served by
+kaffe's own implementation without importing anything (see
+:func:`register_python_layer`). What a prototxt cannot do is make kaffe call an
 arbitrary callable: ``python_param.layer`` must name a class derived from
 :class:`kaffe.Layer` (``caffe.Layer``), checked before anything is
 instantiated or called; ``layer: "system"`` of ``module: "os"`` is refused.
@@ -68,6 +70,20 @@ class BlobVec(list):
         self.append(Blob(shape, dtype=self.dtype))
 
 
+# Python layers of well-known projects that kaffe implements itself:
+# (python_param.module, python_param.layer) -> factory(layer_param, dtype=,
+# source=). A prototxt naming one is served without importing anything.
+_KNOWN_PYTHON_LAYERS = {}
+
+
+def register_python_layer(module, layer, factory):
+    """Serve ``python_param { module: module layer: layer }`` with
+    ``factory(layer_param, dtype=, source=)`` instead of importing the
+    module (e.g. py-faster-rcnn's ``rpn.proposal_layer.ProposalLayer``)."""
+    _KNOWN_PYTHON_LAYERS[(module, layer)] = factory
+    return factory
+
+
 @register_layer("Python")
 def create_python_layer(layer_param, *, dtype=np.float32, source=None):
     """Build the user's layer that ``layer_param.python_param`` names.
@@ -83,6 +99,10 @@ def create_python_layer(layer_param, *, dtype=np.float32, source=None):
         subclass of kaffe.Layer. Errors raised by the module's own code
         while it is imported propagate unchanged.
     """
+    param = layer_param.python_param
+    known = _KNOWN_PYTHON_LAYERS.get((param.module, param.layer))
+    if known is not None:
+        return known(layer_param, dtype=dtype, source=source)
     cls = python_layer_class(layer_param, source)
     try:
         inspect.signature(cls).bind(layer_param, dtype=dtype, source=source)

@@ -10,7 +10,10 @@ from .neuron import NeuronLayer
 class DropoutLayer(NeuronLayer):
     """TRAIN: y = x · mask / (1 − r), mask ~ Bernoulli(1 − r); TEST: y = x.
 
-    Reads dropout_param: dropout_ratio r (0.5), which must lie in [0, 1).
+    Reads dropout_param: dropout_ratio r (0.5), which must lie in [0, 1);
+    and Fast/Faster R-CNN's fork field scale_train (true): false drops the
+    1/(1 − r) at training time and scales by 1 − r at test time instead
+    (rbgirshick/caffe-fast-rcnn), as py-faster-rcnn's prototxts ask.
     The mask is drawn from kaffe's RNG on every TRAIN forward and reused by
     backward.
     """
@@ -23,6 +26,9 @@ class DropoutLayer(NeuronLayer):
                 received=ratio, fix="use a fraction such as 0.5")
         self.ratio = ratio
         self.scale = 1.0 / (1.0 - ratio)
+        # Fast R-CNN's scale_train: false moves the scaling to test time.
+        self.scale_train = self.layer_param.dropout_param.scale_train
+        self.test_scale = 1.0 if self.scale_train else 1.0 / self.scale
         self.mask = None
 
     def forward(self, bottom, top):
@@ -30,8 +36,12 @@ class DropoutLayer(NeuronLayer):
         if self.phase == caffe_pb2.TRAIN:
             xp = array_module(x)
             keep = rng().random(size=x.shape) >= self.ratio
-            self.mask = xp.asarray(keep * self.scale, dtype=x.dtype)
+            self.mask = xp.asarray(keep * (self.scale if self.scale_train
+                                           else 1.0), dtype=x.dtype)
             xp.multiply(x, self.mask, out=top[0].data)
+        elif self.test_scale != 1.0:
+            array_module(x).multiply(x, x.dtype.type(self.test_scale),
+                                     out=top[0].data)
         elif top[0] is not bottom[0]:
             top[0].data[...] = x
 
@@ -41,5 +51,9 @@ class DropoutLayer(NeuronLayer):
         if self.phase == caffe_pb2.TRAIN:
             array_module(top[0].diff).multiply(
                 top[0].diff, self.mask, out=bottom[0].diff)
+        elif self.test_scale != 1.0:
+            dy = top[0].diff
+            array_module(dy).multiply(dy, dy.dtype.type(self.test_scale),
+                                      out=bottom[0].diff)
         elif top[0] is not bottom[0]:
             bottom[0].diff[...] = top[0].diff

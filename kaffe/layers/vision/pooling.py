@@ -23,7 +23,8 @@ class PoolingLayer(Layer):
     Reads pooling_param: pool MAX (default) / AVE / STOCHASTIC; kernel_size or
     kernel_h + kernel_w; stride (1) or stride_h + stride_w; pad (0) or pad_h +
     pad_w (MAX and AVE only, smaller than the kernel); global_pooling (kernel =
-    the whole input); round_mode CEIL (default) or FLOOR.
+    the whole input); round_mode CEIL (default) or FLOOR, or the forks'
+    ceil_mode (true: CEIL, false: FLOOR; see :func:`round_mode`).
     Shape: out = ceil((in + 2·pad − k) / stride) + 1 (floor for FLOOR), minus
     one if pad_h or pad_w > 0 and the last window would start at or past
     in + pad (Caffe applies this to both axes, even an unpadded one).
@@ -46,7 +47,7 @@ class PoolingLayer(Layer):
     def setup(self, bottom, top):
         p = self.layer_param.pooling_param
         self.method = _P.PoolMethod.Name(p.pool)
-        self.round_mode = _P.RoundMode.Name(p.round_mode)
+        self.round_mode = round_mode(self, p)
         self.global_pooling = p.global_pooling
         has_kernel_hw = p.HasField("kernel_h") or p.HasField("kernel_w")
         kernel_fields = ", ".join(
@@ -204,3 +205,25 @@ class PoolingLayer(Layer):
                 dy, bottom[0].data, self.kernel_shape, self.stride,
                 self.out_hw)
         bottom[0].diff[...] = dx
+
+
+def round_mode(layer, p):
+    """The rounding of the pooled size: ``round_mode``, or the forks'
+    ``ceil_mode``.
+
+    DenseNet, DPN, ResNeXt and other prototxts from the forks that merged
+    BVLC pull request #3057 write ``ceil_mode: false`` for floor rounding;
+    that flag means exactly round_mode FLOOR (true: CEIL), with the same
+    clip rule. A file that sets both must agree with itself.
+    """
+    mode = _P.RoundMode.Name(p.round_mode)
+    if not p.HasField("ceil_mode"):
+        return mode
+    from_flag = "CEIL" if p.ceil_mode else "FLOOR"
+    if p.HasField("round_mode") and mode != from_flag:
+        raise layer.config_error(
+            "contradicts round_mode", field=f"{FIELD}.ceil_mode",
+            received=f"ceil_mode: {str(p.ceil_mode).lower()} with "
+                     f"round_mode: {mode}",
+            fix="keep one of the two fields")
+    return from_flag

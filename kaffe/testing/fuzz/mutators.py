@@ -60,7 +60,7 @@ def _scalar_value(rng, field, current=None):
         return rng.choice(FLOATS)
     if t == FD.CPPTYPE_STRING:
         if field.type == FD.TYPE_BYTES:
-            return rng.choice([b"", b"\xff\xfe", os.urandom(8), b"\x00" * 40])
+            return rng.choice([b"", b"\xff\xfe", rng.randbytes(8), b"\x00" * 40])
         return rng.choice(STRINGS)
     return None
 
@@ -243,7 +243,7 @@ def mutate_bytes(rng, data):
         op = rng.randrange(6)
         n = len(data)
         if n == 0:
-            data += os.urandom(rng.randint(1, 16))
+            data += rng.randbytes(rng.randint(1, 16))
             continue
         i = rng.randrange(n)
         if op == 0:
@@ -256,7 +256,7 @@ def mutate_bytes(rng, data):
         elif op == 3:
             data[i:i] = bytes(rng.choice([
                 b"\xff\xff\xff\xff\x0f", b"\x80\x80\x80\x80\x80\x80\x80\x80\x01",
-                b"\x00", b"\xff" * 8, os.urandom(rng.randint(1, 8))]))
+                b"\x00", b"\xff" * 8, rng.randbytes(rng.randint(1, 8))]))
         elif op == 4:
             del data[i:i + rng.randint(1, 32)]
         else:

@@ -111,3 +111,35 @@ def test_ratio_must_be_a_fraction(ratio):
         setup_layer(dropout_text(ratio), [np.ones(3)], phase=TRAIN)
     check_layer_error(info, "dropout_param.dropout_ratio", ratio,
                       layer="drop")
+
+
+# -- Fast/Faster R-CNN's scale_train: false (rbgirshick/caffe-fast-rcnn) ---
+
+SCALE_AT_TEST = ('name: "drop" type: "Dropout" dropout_param { '
+                 'dropout_ratio: 0.25 scale_train: false }')
+
+
+def test_scale_train_false_scales_at_test_time():
+    x = np.random.default_rng(5).standard_normal((3, 4))
+    _, _, top = setup_layer(SCALE_AT_TEST, [x], phase=TEST)
+    np.testing.assert_allclose(top[0].data, x * 0.75)
+    layer, bottom, top = setup_in_place(SCALE_AT_TEST, [x], TEST)
+    layer.Forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, x * 0.75)
+
+
+def test_scale_train_false_keeps_values_unscaled_in_train():
+    x = np.random.default_rng(6).uniform(1, 2, (50, 40))
+    set_random_seed(3)
+    _, _, top = setup_layer(SCALE_AT_TEST, [x], phase=TRAIN)
+    kept = top[0].data != 0
+    np.testing.assert_array_equal(top[0].data[kept], x[kept])
+    assert 0.6 < kept.mean() < 0.9
+
+
+@pytest.mark.parametrize("phase", [TRAIN, TEST])
+def test_scale_train_false_gradients(phase):
+    x = np.random.default_rng(7).standard_normal((4, 5))
+    set_random_seed(13)
+    layer, bottom, top = setup_layer(SCALE_AT_TEST, [x], phase=phase)
+    check_gradients(layer, bottom, top, reseed=13)
