@@ -341,3 +341,103 @@ def test_binaryproto_mean_with_absurd_shapes_is_refused():
         blob.data.extend([1.0] * (5 if dims[0] else 0))
         with pytest.raises(kaffe.KaffeShapeError):
             kaffe.io.blobproto_to_array(blob)
+
+
+def test_pooling_window_loop_equals_offset_loop_bit_for_bit():
+    """Large windows (SPP's level 0, global pooling, a huge kernel_size)
+    loop over the windows instead of the kernel offsets; both loops give the
+    same bits, masks and gradients (NaN, −inf, −FLT_MAX and ties included)."""
+    import kaffe.ops.pooling as P
+
+    def both(f, *args, **kw):
+        old = P._WINDOW_LOOP_RATIO
+        try:
+            P._WINDOW_LOOP_RATIO = 10 ** 9          # always offsets
+            a = f(*args, **kw)
+            P._WINDOW_LOOP_RATIO = 0                # always windows
+            b = f(*args, **kw)
+        finally:
+            P._WINDOW_LOOP_RATIO = old
+        return a, b
+
+    rng = np.random.default_rng(14)
+    checked = 0
+    while checked < 120:
+        H, W = rng.integers(1, 10, 2)
+        kh, kw = rng.integers(1, 7, 2)
+        sh, sw = rng.integers(1, 4, 2)
+        ph, pw = min(rng.integers(0, 3), kh - 1), min(rng.integers(0, 3), kw - 1)
+        if H + 2 * ph < kh or W + 2 * pw < kw:
+            continue
+        out = (P.pool_output_size(H, kh, sh, ph),
+               P.pool_output_size(W, kw, sw, pw))
+        dtype = (np.float32, np.float64)[checked % 2]
+        x = rng.integers(-3, 3, (2, 3, H, W)).astype(dtype)
+        for value in (np.nan, -np.inf, -0.0, -3.4028235e38):
+            x[rng.random(x.shape) < 0.1] = value
+        geometry = ((kh, kw), (sh, sw), (ph, pw))
+        (y1, m1), (y2, m2) = both(P.max_pool_forward, x, *geometry, out)
+        assert np.array_equal(y1, y2, equal_nan=True)
+        assert np.array_equal(m1, m2)
+        smooth = rng.standard_normal(x.shape).astype(dtype)
+        with np.errstate(all="ignore"):
+            a1, a2 = both(P.ave_pool_forward, smooth, *geometry, out)
+            dy = rng.standard_normal(a1.shape).astype(dtype)
+            b1, b2 = both(P.ave_pool_backward, dy, x.shape, *geometry)
+        assert np.array_equal(a1, a2, equal_nan=True)
+        assert np.array_equal(b1, b2, equal_nan=True)
+        checked += 1
+
+
+def test_spp_over_a_large_plane_does_not_loop_per_kernel_offset(tmp_path):
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:1 dim:1 dim:1000 dim:1000}}}
+layer{name:"s" type:"SPP" bottom:"d" top:"s" spp_param{pyramid_height:2}}""")
+    net = kaffe.Net(path, kaffe.TEST)
+    net.blobs["d"].data[...] = np.arange(10 ** 6).reshape(1, 1, 1000, 1000)
+    start = time.monotonic()
+    net.forward()
+    assert time.monotonic() - start < 10     # a million-offset loop: ~40 s
+    assert net.blobs["s"].data[0, 0] == 10 ** 6 - 1
+
+
+def test_corrupted_lmdb_record_names_its_key(tmp_path):
+    pytest.importorskip("lmdb")
+    from kaffe.testing.fuzz.corpus import DATA_NET, write_lmdb
+    good = kaffe.io.array_to_datum(np.zeros((1, 6, 6), np.uint8), label=1)
+    records = [good.SerializeToString()] * 3
+    records[1] = b"\xff\xff\xff not a datum"
+    write_lmdb(tmp_path / "db", [(f"{i:08d}".encode(), r)
+                                 for i, r in enumerate(records)])
+    net = _net(tmp_path, DATA_NET % (tmp_path / "db"))
+    with pytest.raises(kaffe.KaffeFormatError, match="record '00000001'"):
+        n = kaffe.Net(net, kaffe.TRAIN)
+        for _ in range(3):
+            n.forward()
+
+
+def test_explain_is_linear_in_the_number_of_layers(tmp_path):
+    """5,000 layers took 34 s and 10,000 took 180 s (every top compared
+    with every counted buffer); 8× the layers must now cost about 8× the
+    time (a quadratic explain would take 64×)."""
+    from kaffe.viz.explain import explain
+
+    def deep(n):
+        lines = ['layer { name: "data" type: "Input" top: "b0" '
+                 'input_param { shape { dim: 1 dim: 2 } } }']
+        lines += [f'layer {{ name: "l{i}" type: "ReLU" bottom: "b{i - 1}" '
+                  f'top: "b{i}" }}' for i in range(1, n + 1)]
+        return _net(tmp_path, "\n".join(lines), f"deep{n}.prototxt")
+
+    def seconds(path):
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            report = explain(path)
+            best = min(best, time.perf_counter() - start)
+        return best, report
+
+    small, _ = seconds(deep(400))
+    large, report = seconds(deep(3200))
+    assert len(report.layers) == 3201
+    assert large / small < 24, (small, large)
