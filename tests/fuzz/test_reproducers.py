@@ -441,3 +441,53 @@ def test_explain_is_linear_in_the_number_of_layers(tmp_path):
     large, report = seconds(deep(3200))
     assert len(report.layers) == 3201
     assert large / small < 24, (small, large)
+
+
+@pytest.mark.parametrize("fmt", ["BINARYPROTO", "HDF5"])
+def test_kill_9_while_snapshotting_keeps_every_final_file_loadable(tmp_path,
+                                                                    fmt):
+    """kill -9 at a random point of a run that snapshots every iteration:
+    no torn file under a final name, and the last pair resumes."""
+    import glob
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    if fmt == "HDF5":
+        pytest.importorskip("h5py")
+    from kaffe.testing.fuzz.corpus import TINY_NET, TINY_TRAIN_NET
+    (tmp_path / "train.prototxt").write_text(TINY_TRAIN_NET)
+    (tmp_path / "deploy.prototxt").write_text(TINY_NET)
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f'net: "{tmp_path}/train.prototxt" base_lr: 0.01 '
+                      f'lr_policy: "fixed" momentum: 0.9 max_iter: 1000000 '
+                      f'snapshot: 1 snapshot_prefix: "{tmp_path}/s" '
+                      f'snapshot_format: {fmt}')
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    proc = subprocess.Popen([sys.executable, "-m", "kaffe", "train",
+                             "--solver", str(solver)], env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ext = ".h5" if fmt == "HDF5" else ""
+    try:
+        deadline = time.monotonic() + 60
+        while len(glob.glob(f"{tmp_path}/s_iter_*.solverstate{ext}")) < 3:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(random.Random().uniform(0, 0.3))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    net = kaffe.Net(str(tmp_path / "deploy.prototxt"), kaffe.TEST)
+    models = glob.glob(f"{tmp_path}/s_iter_*.caffemodel{ext}")
+    states = glob.glob(f"{tmp_path}/s_iter_*.solverstate{ext}")
+    for model in models:
+        net.copy_from(model)                      # none is torn
+    iteration = lambda p: int(p.split("_iter_")[1].split(".")[0])  # noqa
+    last = max(states, key=iteration)
+    resumed = kaffe.get_solver(str(solver))
+    resumed.restore(last)
+    assert resumed.iter == iteration(last)
