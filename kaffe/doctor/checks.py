@@ -188,8 +188,15 @@ def check_batchnorm_phase(run):
     """use_global_stats against the phase: stored averages while training
     never learn; batch statistics at test time depend on the batch."""
     out = []
-    phase = run.net["phase"]
-    for layer in run.layers:
+    for net in [run.net] + list(run.meta.get("test_nets") or []):
+        out.extend(_batchnorm_phase(run, net))
+    return out
+
+
+def _batchnorm_phase(run, net):
+    out = []
+    phase = net["phase"]
+    for layer in net["layers"]:
         if layer["type"] != "BatchNorm":
             continue
         ugs = layer["config"].get("use_global_stats")
@@ -205,7 +212,9 @@ def check_batchnorm_phase(run):
                 use_global_stats=True))
         elif phase == "TEST" and ugs is False:
             out.append(_finding(
-                "batchnorm_phase", "error",
+                # A deploy net's outputs are wrong; a test net's scores are
+                # only misleading.
+                "batchnorm_phase", "error" if net is run.net else "warning",
                 f"'{layer['name']}' normalises each test batch by its own "
                 "statistics: outputs depend on the batch, and a single "
                 "image is normalised to zero",

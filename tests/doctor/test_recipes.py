@@ -183,3 +183,17 @@ def test_a_too_large_init_is_a_softmax_saturated_before_any_update(
     assert top.evidence["weight_filler"] == "gaussian std 1"
     assert [f.severity for f in findings if f.kind == "lr_too_high"] in (
         [], ["warning"])
+
+
+def test_batchnorm_without_global_stats_in_the_test_net(tmp_path,
+                                                        digits_db):
+    # The test net is only read (not built, its data not opened).
+    middle = ('layer { name: "bn" type: "BatchNorm" bottom: "pool2" '
+              'top: "pool2" include { phase: TEST } '
+              'batch_norm_param { use_global_stats: false } }')
+    findings, _ = diagnose(tmp_path, digits_db, iterations=2, middle=middle,
+                           solver_extra="test_iter: 1\ntest_interval: 100")
+    top = findings[0]
+    assert (top.kind, top.layer, top.severity) == ("batchnorm_phase", "bn",
+                                                   "warning")
+    assert top.evidence == {"phase": "TEST", "use_global_stats": False}
