@@ -504,10 +504,17 @@ def check_saturated_softmax(run):
             heavy and heavy[0][0] == first)
         evidence = {}
         if at_start:
-            evidence = _initial_scale(run, scores)
-            fix = ("the scores are huge before any update: initialise with "
-                   "weight_filler xavier or msra (or a much smaller std) and "
-                   "scale the inputs")
+            evidence = _initial_scale(run)
+            hand_set = [name for name, f in evidence["weight_fillers"]
+                        .items() if f and not f.startswith(("xavier",
+                                                            "msra"))]
+            fix = ("the scores are huge before any update: initialise "
+                   + ", ".join(f"'{n}'" for n in hand_set) + " with "
+                   "weight_filler xavier or msra (or a much smaller std)"
+                   if hand_set else
+                   "the scores are huge before any update although the "
+                   "fillers scale to their inputs: scale the inputs to "
+                   "about [0, 1]")
         if stuck:
             out.append(_finding(
                 "saturated_softmax", "error",
@@ -533,19 +540,17 @@ def check_saturated_softmax(run):
     return out
 
 
-def _initial_scale(run, scores):
+def _initial_scale(run):
     """Evidence for a too-large start: the std of each learnable layer's
-    output in the first record, and the filler of the layer making the
-    scores."""
+    output in the first record, and each one's weight filler."""
     record = run.sampled[0]
-    stds = {}
+    stds, fillers = {}, {}
     for layer in _learnable(run):
         tops = record.get("tops", {}).get(layer["name"], {})
         for s in tops.values():
             stds[layer["name"]] = s["std"]
-    maker = _source_layer(run, scores) or {}
-    return {"initial_output_std": stds,
-            "weight_filler": maker.get("config", {}).get("weight_filler")}
+        fillers[layer["name"]] = layer["config"].get("weight_filler")
+    return {"initial_output_std": stds, "weight_fillers": fillers}
 
 
 def _certain_softmax(run, layer):

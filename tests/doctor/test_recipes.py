@@ -179,8 +179,8 @@ def test_a_too_large_init_is_a_softmax_saturated_before_any_update(
     top = findings[0]
     assert top.kind == "saturated_softmax" and top.iteration == 0
     assert top.severity == "error"
-    assert "xavier" in top.fix
-    assert top.evidence["weight_filler"] == "gaussian std 1"
+    assert "initialise 'conv1', 'conv2', 'ip1', 'ip2' with" in top.fix
+    assert top.evidence["weight_fillers"]["ip2"] == "gaussian std 1"
     assert [f.severity for f in findings if f.kind == "lr_too_high"] in (
         [], ["warning"])
 
