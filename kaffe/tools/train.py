@@ -7,6 +7,13 @@ read them) go to stderr. SIGINT and SIGHUP request an action as Caffe's
 ``--sigint_effect`` / ``--sighup_effect`` say (stop, snapshot, none). On a
 terminal, with tqdm installed, a progress bar shows the iteration, the
 smoothed loss and the time left; the log lines print above it.
+
+Under ``mpiexec -n N`` it trains with N workers as Caffe trains on N GPUs:
+worker 0's initial weights are broadcast, each worker reads its shard of
+the data with its own batch_size, the gradients are summed and scaled by
+1/N before every update, and only worker 0 logs, tests and snapshots. A
+signal to any worker (mpiexec passes Ctrl-C to all) acts on every worker
+after the same iteration.
 """
 import logging
 import signal
@@ -16,12 +23,14 @@ from .flags import add_bool_flag, add_net_state_flags, add_value_flag, \
     stages
 
 HELP = "train a net with a solver (caffe train)"
+PARALLEL = True
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 EPILOG = """\
 examples:
   kaffe train --solver examples/mnist/lenet_solver.prototxt
   kaffe train --solver solver.prototxt --snapshot snap_iter_500.solverstate
-  kaffe train --solver solver.prototxt --weights pretrained.caffemodel"""
+  kaffe train --solver solver.prototxt --weights pretrained.caffemodel
+  mpiexec -n 2 kaffe train --solver examples/mnist/lenet_solver.prototxt"""
 
 log = logging.getLogger("kaffe")
 
@@ -58,6 +67,7 @@ def add_arguments(parser):
 
 def run(args):
     from ..core.errors import KaffeConfigError
+    from ..parallel import root_solver, solver_count
     from ..solvers import get_solver
     from ..solvers.solver import load_solver
     from .device_query import refuse_gpu
@@ -84,25 +94,48 @@ def run(args):
         param.ClearField("weights")
         param.weights.append(args.weights)
     solver = get_solver(param, source=source)
-    with _signal_actions(solver, args.sigint_effect, args.sighup_effect):
+    nccl = None
+    with _signal_actions(solver, args.sigint_effect,
+                         args.sighup_effect) as actions:
         if args.snapshot:
             log.info("Resuming from %s", args.snapshot)
             solver.restore(args.snapshot)
+        if solver_count() > 1:
+            nccl = _data_parallel(solver)
+            actions.target = nccl
         log.info("Starting Optimization")
-        with _progress_bar(solver, args.progress), \
-                _statistics(solver, param, args):
+        progress = args.progress if root_solver() else "never"
+        with _progress_bar(solver, progress), \
+                _statistics(solver, param, args, root_solver()):
             solver.solve()
     log.info("Optimization Done.")
     return 0
+
+
+def _data_parallel(solver):
+    """Join ``solver`` to the other workers: broadcast worker 0's weights,
+    sum the gradients before each update (layer by layer during backward
+    with the solver's layer_wise_reduce, Caffe's default)."""
+    from ..parallel import solver_count
+    from ..parallel.nccl import NCCL
+    log.info("Training with %d workers (MPI); each reads its shard of the "
+             "data with the net's batch size", solver_count())
+    nccl = NCCL(solver)
+    nccl.bcast()
+    solver.add_callback(nccl)
+    if solver.param.layer_wise_reduce:
+        solver.net.after_backward(nccl)
+    return nccl
 
 
 class _statistics:
     """With --stats DIR: a kaffe.doctor Recorder on the train net, writing
     every `display`-th iteration's statistics to DIR."""
 
-    def __init__(self, solver, param, args):
+    def __init__(self, solver, param, args, root=True):
         self.writer = None
-        if args.stats:
+        if args.stats and root:
+            # Under mpiexec only worker 0 records (as only it logs).
             from ..doctor.record import record_training
             self.writer = record_training(solver, param, args.stats,
                                           tensorboard=args.tensorboard)
@@ -121,17 +154,19 @@ class _statistics:
 
 
 class _signal_actions:
-    """Install SIGINT/SIGHUP handlers that request solver actions."""
+    """Install SIGINT/SIGHUP handlers that request solver actions (of
+    ``target``: the solver, or the NCCL that shares them with every
+    worker)."""
 
     def __init__(self, solver, sigint_effect, sighup_effect):
-        self.solver = solver
+        self.target = solver
         self.effects = {signal.SIGINT: sigint_effect}
         if hasattr(signal, "SIGHUP"):
             self.effects[signal.SIGHUP] = sighup_effect
         self.saved = {}
 
     def _handle(self, signum, frame):
-        self.solver.request_action(self.effects[signum])
+        self.target.request_action(self.effects[signum])
 
     def __enter__(self):
         for signum in self.effects:
