@@ -366,8 +366,8 @@ def check_lr_too_high(run):
     rising, oscillating or blowing up."""
     solver = run.meta.get("solver")
     rows = _update_ratios(run)
-    if solver is None or not rows:
-        return []
+    if solver is None or not rows or check_input_scale(run):
+        return []       # raw inputs make the gradients, hence the steps, big
     # The first iteration with a step too large for its weights (else the
     # largest step of the first few iterations), and its worst layer.
     high = [row for row in rows
