@@ -197,3 +197,19 @@ def test_batchnorm_without_global_stats_in_the_test_net(tmp_path,
     assert (top.kind, top.layer, top.severity) == ("batchnorm_phase", "bn",
                                                    "warning")
     assert top.evidence == {"phase": "TEST", "use_global_stats": False}
+
+
+def test_hdf5_weights_are_matched_too(tmp_path, digits_db):
+    pytest.importorskip("h5py", reason="h5py (kaffe[hdf5]) not installed")
+    import kaffe
+    (tmp_path / "base").mkdir()
+    solver = kaffe.get_solver(recipes.write_recipe(tmp_path / "base",
+                                                   db=digits_db))
+    weights = str(tmp_path / "base.caffemodel.h5")
+    solver.net.save_hdf5(weights)
+    findings, _ = diagnose(tmp_path, digits_db, weights=[weights],
+                           iterations=2, name_conv1="conv1_ft")
+    top = findings[0]
+    assert top.kind == "weights_unmatched" and top.severity == "warning"
+    assert top.evidence["not_loaded"] == ["conv1_ft"]
+    assert top.evidence["rename_guesses"] == {"conv1_ft": "conv1"}
