@@ -94,7 +94,7 @@ def _finite(x):
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-# -- the checks ----------------------------------------------------------------
+# -- the checks ---------------------------------------------------------------
 def check_label_range(run):
     """Labels outside [0, C) of a classifier with C outputs (ignore_label
     aside): Caffe reads past the scores, kaffe stops."""
