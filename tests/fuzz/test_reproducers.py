@@ -1,6 +1,7 @@
 """Minimal reproducers of what fuzzing found (issue 14): each was a foreign
 exception, a traceback, a hang or a memory blow-up; each must now be a
 kaffe error (or, for valid input, the same result as before)."""
+import pathlib
 import time
 
 import numpy as np
@@ -10,6 +11,8 @@ import kaffe
 from kaffe.memory import KaffeMemoryError, check_bytes, parse_bytes
 from kaffe.tools.cli import main
 
+LENET = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "mnist"
+             / "lenet.prototxt")
 HUGE_INPUT = ('layer{name:"d" type:"Input" top:"d" '
               'input_param{shape{dim:1000000 dim:1000000}}}')
 
@@ -43,7 +46,7 @@ def test_blob_reshape_checks_the_ceiling_before_any_buffer():
 
 
 def test_max_bytes_env_and_api(monkeypatch):
-    lenet = "examples/mnist/lenet.prototxt"
+    lenet = LENET
     monkeypatch.setenv("KAFFE_MAX_BYTES", "1M")
     with pytest.raises(KaffeMemoryError, match="layer 'conv1'"):
         kaffe.Net(lenet, kaffe.TEST)
@@ -68,7 +71,7 @@ def test_check_bytes_is_exact_for_huge_products():
 
 
 def test_memory_error_in_forward_names_the_layer(tmp_path, monkeypatch):
-    net = kaffe.Net("examples/mnist/lenet.prototxt", kaffe.TEST)
+    net = kaffe.Net(LENET, kaffe.TEST)
     layer = net.layer_dict["ip1"]
 
     def forward(bottom, top):
