@@ -511,3 +511,14 @@ def test_snapshot_prefix_with_nul_is_a_kaffe_error(tmp_path):
     from kaffe.proto.io import atomic_write
     with pytest.raises(kaffe.KaffeFormatError, match="cannot be written"):
         atomic_write(str(tmp_path / "a\0b"), b"x")
+
+
+def test_explain_convolution_without_spatial_axes(tmp_path):
+    from kaffe.viz.explain import explain
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:2 dim:6}}}
+layer{name:"c" type:"Convolution" bottom:"d" top:"c"
+      convolution_param{num_output:3 kernel_size:1}}""")
+    report = explain(path)
+    assert report.layers[1].top_shapes == [(2, 3)]
+    assert "no spatial axes" in report.layers[1].formula
