@@ -171,6 +171,10 @@ class Communicator:
         if message:
             print(f"kaffe: error: {message}", file=sys.stderr, flush=True)
         sys.stdout.flush()
+        # MPI_Abort makes the launcher kill every worker at once; give its
+        # output forwarder a moment to pass on what this worker just wrote
+        # (seen lost on a loaded machine without it).
+        time.sleep(0.5)
         self.comm.Abort(code)
 
 
