@@ -31,6 +31,9 @@ from .errors import (KaffeConfigError, KaffeError, KaffeFormatError,
 from .core.layer import Layer
 from .core.net import TEST, TRAIN, Net
 from .core.random import set_random_seed
+from .parallel.context import (set_multiprocess, set_solver_count,
+                               set_solver_rank, solver_count, solver_rank)
+from .parallel.nccl import NCCL
 from .core.registry import layer_type_list
 from .proto import caffe_pb2 as _caffe_pb2  # noqa: F401 caffe.proto.caffe_pb2
 from .solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver,
@@ -89,57 +92,12 @@ def log(message):
     _log.info("%s", message)
 
 
-# -- multi-process training (Caffe's counters; kaffe runs one solver) -----------
-_solver_count = 1
-_solver_rank = 0
-_multiprocess = False
-
-
-def solver_count():
-    """How many solvers train together (1: kaffe has no multi-GPU training)."""
-    return _solver_count
-
-
-def set_solver_count(count):
-    global _solver_count
-    _solver_count = int(count)
-
-
-def solver_rank():
-    """This process's solver index among solver_count()."""
-    return _solver_rank
-
-
-def set_solver_rank(rank):
-    global _solver_rank
-    _solver_rank = int(rank)
-
-
-def set_multiprocess(value):
-    global _multiprocess
-    _multiprocess = bool(value)
-
-
+# -- multi-process training (Caffe's counters; kaffe.parallel runs them) ------
 def has_nccl():
-    """False: kaffe is built without NCCL (no multi-GPU training)."""
-    return False
-
-
-class NCCL:
-    """pycaffe's multi-GPU gradient all-reduce: not available in kaffe."""
-
-    def __init__(self, solver=None, uid=None):
-        raise KaffeError(
-            "multi-GPU training (NCCL) is not available: kaffe trains with "
-            "one solver on the CPU", fix="train with a single solver "
-            "(solver.solve() / solver.step(n)); check caffe.has_nccl() "
-            "before using NCCL")
-
-    @staticmethod
-    def new_uid():
-        raise KaffeError(
-            "multi-GPU training (NCCL) is not available: kaffe trains with "
-            "one solver on the CPU", fix="check caffe.has_nccl() first")
+    """Whether multi-worker training is available: kaffe's NCCL is MPI, so
+    this says whether mpi4py can be imported (pip install "kaffe[mpi]")."""
+    import importlib.util
+    return importlib.util.find_spec("mpi4py") is not None
 
 
 # -- timing -----------------------------------------------------------------

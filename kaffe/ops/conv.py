@@ -16,94 +16,11 @@ backward-data swapped, so its forward is :func:`conv_backward_data`, its
 backward-data :func:`conv_forward`, and its weight gradient
 :func:`conv_backward_weights` with the roles of ``dy`` and ``x`` exchanged.
 
-How it is computed (each choice measured with benchmarks/conv.py and
-open_nsfw's layers on 2 AVX-512 cores with OpenBLAS; times below are
-forward + backward-data + backward-weights in ms, float32):
-
-* im2col + GEMM, the batch in chunks of B images: as many as fit their
-  columns in ``_CHUNK_COLUMN_ELEMENTS`` (8 MiB of float32), at least one
-  (LeNet: B = 64; AlexNet conv2: B = 1). A chunk is held in one of two
-  layouts:
-
-  - batch-first, (B, C, *spatial), the caller's own layout. Columns
-    (B, C, *kernel, *out) take one strided copy per kernel offset for the
-    whole chunk, and ONE batched ``matmul`` does every image and group,
-    (group, M/g, K/g) @ (B, group, K/g, P) -> (B, group, M/g, P) with
-    K = C·Πk and P = Πout, writing straight into the (N, M, *out) result:
-    nothing is transposed. But each image is its own GEMM, P columns wide,
-    and the copies run over rows of out[-1] elements.
-  - batch-last, (C, *spatial, B). The chunk is transposed in (and the
-    result back out, a cache-hostile copy), but the copies run over
-    out[-1]·B elements and each group is ONE GEMM, P·B columns wide.
-
-  The rule: **batch-first when an image has P >= 256 output positions, or
-  P >= 16 with a 1×1 kernel** (nothing to unfold: batch-last would only add
-  its two transposes); batch-last otherwise. A one-image chunk is the same
-  array either way and is batch-first. Batch-first / batch-last, N = 8 for
-  open_nsfw (ResNet-50 1by2):
-
-      LeNet conv1   1→20, 24×24 out (P = 576), N = 64     2.7 / 13.5
-      ResNet 3×3    32→32 on 56×56 (P = 3136)            17.3 / 22.7
-      ResNet 3×3    64→64 on 28×28 (P = 784)             11.4 / 11.7
-      ResNet 3×3    128→128 on 14×14 (P = 196)           11.5 /  9.3
-      ResNet 3×3    256→256 on 7×7 (P = 49)              13.7 /  8.2
-      LeNet conv2   20→50, 8×8 out (P = 64), N = 64      12.8 /  6.7
-      ResNet 1×1    64→128 on 56×56 (P = 3136)            7.0 / 19.1
-      ResNet 1×1    128→512 on 14×14 (P = 196)            3.2 /  5.1
-      ResNet 1×1    on 7×7 outputs (P = 49), its 7 layers 30.3 / 30.0
-      1×1 maps (P = 1: a fully connected layer as a convolution): batch-last,
-      one GEMM over the batch instead of N matrix-vector products.
-
-* Forward: the chunk's columns (1×1 kernels with stride 1 and no padding use
-  the image itself), one ``matmul`` as above; the bias is added while the
-  batch-last result is copied out.
-* Backward-weights: the chunk's columns again, then per group and image
-  (batch-first: the images' products added one after the other, made by one
-  batched ``matmul`` while they take at most 1 MiB) or chunk (batch-last)
-  dw += dy · columnsᵀ, summed into one (group, M/g, K/g) array, or
-  dwᵀ += columns · dyᵀ when a group has at most
-  ``_DW_TRANSPOSED_MAX_OUTPUTS`` (64) outputs: OpenBLAS is 20–35 % faster
-  with the small dimension last (LeNet conv2, ResNet's 32- and 64-channel
-  layers); with more outputs the transposed add at the end would cost more
-  than that (ResNet's 256→256 3×3 on 7×7 maps, batch 1: 3.1 → 0.6 ms).
-* The forward's columns are kept for backward-weights (a
-  :class:`SavedColumns` the caller owns: the Convolution layer while
-  training) only when the whole batch's, with a copy of the input, take at
-  most ``KEEP_COLUMNS_MAX_BYTES`` (16 MiB): writing them into a buffer of
-  their own instead of one reused, cache-resident chunk buffer costs the
-  forward more as they grow, and from about 32 MB more than backward saves.
-  Forward / backward ms without → with, float32, a 16 MB cache flush before
-  each: LeNet conv1 at batch 64 (3.9 MB) 1.1 / 2.3 → 1.0 / 2.0; ResNet 3×3
-  at batch 8, 256→256 on 7×7 (4 MB) 2.4 / 5.2 → 2.5 / 4.9, 128→128 on
-  14×14 (8 MB) 3.2 / 6.6 → 3.2 / 5.6, 64→64 on 28×28 (16 MB) 4.3 / 8.5 →
-  4.5 / 6.9, 32→32 on 56×56 (32 MB) 6.6 / 10.7 → 8.3 / 9.2; ResNet's 7×7
-  stride 2 conv1 (64 MB) 21.5 / 44 → 28 / 40 (AlexNet conv2 at batch 16:
-  112 MB, forward +8, backward −6). In LeNet's training step conv2 (8.9
-  MB) saves 0.4 ms of backward, its forward unchanged; conv1 (3.9 MB)
-  breaks even (backward −0.2 ms, forward +0.3: presumably the reused chunk
-  buffer was still in the cache). The copy of the input, compared bit for
-  bit in backward (0.1 ms for LeNet), keeps Caffe's semantics when a blob
-  is written between forward and backward: the columns are then unfolded
-  again.
-* :func:`conv_backward` does both backward passes chunk by chunk, so that
-  batch-last each chunk of dy is transposed once for both (LeNet conv2:
-  −0.2 ms).
-* Backward-data, two plans, in either layout. "col2im": columns = wᵀ · dy
-  (the batched ``matmul``), folded back with one strided add per kernel
-  offset. "rows": dy is unfolded along the last spatial axis only, onto the
-  padded width; one GEMM per group (and image, batch-first) with reordered
-  filters yields whole padded rows for every (c, leading kernel offset);
-  only the leading kernel axes are folded, Πk[:-1] adds of whole rows
-  instead of Πk adds of out[-1]-long runs. It spends padded width / out[-1]
-  times the GEMM flops and reorders the filters, but moves less data. Used
-  when the last axis has stride 1, padded width ≤ ``_ROWS_MAX_WASTE`` (1.5)
-  × out[-1], M ≤ C·Πk[:-1] (dy unfolded is not more data than col2im's
-  columns), and the batch has at least 8 output positions per filter,
-  N·Πout ≥ 8·M (the filter reorder is small next to the GEMMs). Backward-data
-  ms, rows / col2im: ResNet's 3×3 layers (pad 1) at batch 8 on 56×56 maps
-  4.3 / 9.0, on 14×14 3.1 / 3.2, on 7×7 (N·Πout = 392 < 8·256) 3.6 / 2.5;
-  at batch 1 on 14×14 (196 < 8·128) 0.69 / 0.56; LeNet conv2 2.3 / 2.6;
-  AlexNet conv2 42 / 46.
+How it is computed — im2col + GEMM over chunks of the batch, in a
+batch-first or batch-last layout chosen per call, the forward's columns
+kept for backward-weights when they are small, and two backward-data plans
+("col2im" and "rows") — and the timings behind each choice are written up
+in docs/conv-performance.md.
 
 Workspace, for the duration of one call: the buffers of one chunk — its
 columns (at most 8 MiB of float32 unless one image needs more), its padded

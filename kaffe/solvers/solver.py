@@ -33,6 +33,7 @@ from ..core.errors import KaffeConfigError, KaffeError, KaffeFormatError, \
     KaffeShapeError
 from ..core.net import TEST, TRAIN, Net
 from ..core.random import set_random_seed
+from ..parallel.context import root_solver, solver_rank
 from ..proto import caffe_pb2
 from ..proto.io import NetSource, load_net, write_binary
 from .lr_policy import check_lr_policy, learning_rate
@@ -125,10 +126,14 @@ class Solver:
         self._param = param
         self._check_param()
         self._check_snapshot_write_permissions()
+        # Several workers (kaffe.parallel): worker r seeds random_seed + r,
+        # and only worker 0 builds test nets, tests and snapshots (Caffe's
+        # Caffe::root_solver()).
+        self._root = root_solver()
         if param.random_seed >= 0:
-            set_random_seed(param.random_seed)
+            set_random_seed(param.random_seed + solver_rank())
         self.net = self._init_train_net()
-        self.test_nets = self._init_test_nets()
+        self.test_nets = self._init_test_nets() if self._root else []
         self._check_regularization()
         log.info("Solver scaffolding done.")
         self._iter = 0
@@ -278,7 +283,7 @@ class Solver:
 
     def _check_snapshot_write_permissions(self):
         p = self._param
-        if not p.snapshot:
+        if not p.snapshot or not root_solver():     # worker 0 writes them
             return
         if not p.HasField("snapshot_prefix"):
             raise KaffeConfigError(
@@ -437,7 +442,7 @@ class Solver:
             self.restore(resume_file)
         start_iter = self._iter
         self.step(p.max_iter - self._iter)
-        if p.snapshot_after_train and (
+        if self._root and p.snapshot_after_train and (
                 not p.snapshot or self._iter % p.snapshot != 0):
             self.snapshot()
         if self.requested_early_exit:
@@ -485,8 +490,8 @@ class Solver:
                 on_gradients_ready()
             self.apply_update()
             request = self.get_requested_action()
-            if (p.snapshot and self._iter % p.snapshot == 0) or \
-                    request == SNAPSHOT:
+            if self._root and ((p.snapshot and self._iter % p.snapshot == 0)
+                               or request == SNAPSHOT):
                 self.snapshot()
             if request == STOP:
                 self.requested_early_exit = True

@@ -8,6 +8,11 @@ predictions with ``numpy.save``. The defaults are classify.py's: CaffeNet's
 files, relative to a Caffe checkout, with ``--raw_scale 255`` and
 ``--channel_swap 2,1,0`` (images load as RGB in [0, 1]; CaffeNet wants BGR in
 [0, 255]).
+
+Under ``mpiexec -n N`` the inputs are dealt out in blocks that fill whole
+net batches (block b to worker b % N), each worker loads and classifies
+only its blocks, and worker 0 saves all the predictions in input order:
+the same batches as one worker, so the same numbers.
 """
 import glob
 import logging
@@ -15,6 +20,7 @@ import os
 import time
 
 HELP = "classify images with a trained net into a .npy (python/classify.py)"
+PARALLEL = True
 DESCRIPTION = """\
 Classify an image, a folder of images (--ext) or a .npy array of HxWxK
 images with a trained net, as pycaffe's python/classify.py: resize to
@@ -129,10 +135,19 @@ def load_mean(path):
 def load_inputs(input_file, ext):
     """pycaffe's loading: a .npy of images, a folder's *.ext files (sorted),
     or one image."""
+    from ..io import load_image
+    sources = list_inputs(input_file, ext)
+    if isinstance(sources, list):
+        return [load_image(f) for f in sources]
+    return sources
+
+
+def list_inputs(input_file, ext):
+    """The inputs before loading: the .npy's array, or the image paths (a
+    folder's *.ext files, sorted, or the one image)."""
     import numpy as np
 
     from ..core.errors import KaffeConfigError
-    from ..io import load_image
     input_file = os.path.expanduser(input_file)
     if input_file.endswith("npy"):
         log.info("Loading file: %s", input_file)
@@ -145,9 +160,46 @@ def load_inputs(input_file, ext):
             raise KaffeConfigError(
                 f"folder '{input_file}' has no *.{ext} images",
                 fix="pass --ext with the images' extension (e.g. --ext png)")
-        return [load_image(f) for f in files]
+        return files
     log.info("Loading file: %s", input_file)
-    return [load_image(input_file)]
+    return [input_file]
+
+
+def predict_sharded(classifier, sources, oversample, comm):
+    """Worker 0: the predictions of every input, in order (None on the
+    others). Inputs go out in blocks whose crops fill whole net batches, so
+    each batch is the one a single worker would run."""
+    import math
+
+    import numpy as np
+
+    from ..io import load_image
+    from ..parallel.inference import blocks_of
+    crops = 10 if oversample else 1
+    batch = classifier.blobs[classifier.inputs[0]].shape[0]
+    block = batch // math.gcd(batch, crops)
+    mine = blocks_of(len(sources), block, comm)
+    items = [i for _, indices in mine for i in indices]
+    if isinstance(sources, list):
+        images = [load_image(sources[i]) for i in items]
+    else:
+        images = sources[items]
+    log.info("Classifying %d of the %d inputs on this worker.", len(items),
+             len(sources))
+    parts = {}
+    if items:
+        predictions = classifier.predict(images, oversample)
+        start = 0
+        for b, indices in mine:
+            parts[b] = predictions[start:start + len(indices)]
+            start += len(indices)
+    gathered = comm.gather_object(parts, 0, "gathering the predictions")
+    if comm.rank != 0:
+        return None
+    merged = {}
+    for part in gathered:
+        merged.update(part)
+    return np.concatenate([merged[b] for b in sorted(merged)])
 
 
 def run(args):
@@ -174,10 +226,21 @@ def run(args):
                             mean=mean, input_scale=args.input_scale,
                             raw_scale=args.raw_scale,
                             channel_swap=channel_swap)
-    inputs = load_inputs(args.input_file, args.ext)
-    log.info("Classifying %d inputs.", len(inputs))
+    from ..parallel.inference import start_sharded_inference
+    comm = start_sharded_inference()
     start = time.time()
-    predictions = classifier.predict(inputs, not args.center_only)
+    if comm is None:
+        inputs = load_inputs(args.input_file, args.ext)
+        log.info("Classifying %d inputs.", len(inputs))
+        predictions = classifier.predict(inputs, not args.center_only)
+    else:
+        sources = list_inputs(args.input_file, args.ext)
+        log.info("Classifying %d inputs with %d workers.", len(sources),
+                 comm.size)
+        predictions = predict_sharded(classifier, sources,
+                                      not args.center_only, comm)
+        if predictions is None:          # workers other than 0 save nothing
+            return 0
     log.info("Done in %.2f s.", time.time() - start)
     log.info("Saving results into %s", args.output_file)
     np.save(args.output_file, predictions)

@@ -6,7 +6,10 @@ Each subcommand is a module ``kaffe/tools/<command>.py`` with
 * ``add_arguments(parser)``: its options (an argparse subparser);
 * ``run(args)``: does the work and returns the exit status (None = 0);
 * optionally ``LOG_LEVEL``: how much of the ``kaffe`` logger to show without
-  ``-v`` (default INFO, as Caffe's tools log; ``-v`` always shows INFO).
+  ``-v`` (default INFO, as Caffe's tools log; ``-v`` always shows INFO);
+* optionally ``PARALLEL = True``: under ``mpiexec -n N`` (N > 1) the command
+  runs as one of N workers (:func:`kaffe.parallel.init` before ``run``; only
+  worker 0 logs; an error on any worker ends the whole job).
 
 and one line in :data:`COMMANDS`. Command modules import heavy things inside
 ``run`` so that ``kaffe --help`` stays fast.
@@ -39,6 +42,9 @@ COMMANDS = {
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
     "classify": "classify",
     "detect": "detect",
+    "export": "export",
+    "import": "import_",
+    "doctor": "doctor",
 }
 
 
@@ -84,12 +90,14 @@ def main(argv=None):
     module = args._module
     level = logging.INFO if args.verbose else getattr(
         module, "LOG_LEVEL", logging.INFO)
+    comm = None
     try:
         with glog_to_stderr(level):
+            comm = _join_workers(module)
             status = module.run(args)
             sys.stdout.flush()
     except KaffeError as e:
-        return _fail(str(e))
+        return _fail(str(e), comm)
     except BrokenPipeError:
         # The reader went away (`kaffe explain net.prototxt | head`).
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -97,14 +105,33 @@ def main(argv=None):
         return 1
     except OSError as e:
         if e.filename is not None:
-            return _fail(f"{e.filename}: {e.strerror or e}")
-        return _fail(str(e))
+            return _fail(f"{e.filename}: {e.strerror or e}", comm)
+        return _fail(str(e), comm)
     except KeyboardInterrupt:
+        if comm is not None and comm.size > 1:
+            comm.abort(None, 130)
         return 130
     return 0 if status is None else status
 
 
-def _fail(message):
+def _join_workers(module):
+    """Under mpiexec, join the job as one worker of a PARALLEL command
+    (workers other than 0 then log errors only); else None."""
+    if not getattr(module, "PARALLEL", False):
+        return None
+    from ..parallel import init, launched_size
+    if launched_size() <= 1:
+        return None
+    comm = init()
+    if comm.rank != 0:
+        logging.getLogger("kaffe").setLevel(logging.ERROR)
+    return comm
+
+
+def _fail(message, comm=None):
+    if comm is not None and comm.size > 1:
+        # The other workers may be waiting for this one: end them all.
+        comm.abort(f"worker {comm.rank} of {comm.size}: {message}", 2)
     print(f"kaffe: error: {message}", file=sys.stderr)
     return 2
 

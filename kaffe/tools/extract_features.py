@@ -5,10 +5,15 @@ the trained weights in, run NUM_BATCHES forward passes, and store every row
 of each named blob as a ``float_data`` Datum (channels/height/width are the
 blob's legacy 4-D shape) under the key ``%010d`` (the row's running index),
 committing every 1000 rows. One new DB per blob.
+
+Under ``mpiexec -n N`` worker r runs batches r, r + N, … (its data layers
+read just those) and worker 0 writes every row, in batch order: the DBs are
+those of a one-worker run.
 """
 import logging
 
 HELP = "run a net forward and store the rows of some of its blobs in DBs"
+PARALLEL = True
 DESCRIPTION = """\
 Run a trained net (TEST phase) for NUM_BATCHES forward passes and write
 every row of each BLOB into its own new DB as float_data Datums, keys
@@ -56,6 +61,8 @@ def extract_features(weights, proto, blob_names, db_names, num_batches,
         raise KaffeConfigError(
             "the number of blob names and dataset names must be equal",
             received=f"{len(blob_names)} blobs, {len(db_names)} DBs")
+    from ..parallel.inference import ordered_map, start_sharded_inference
+    comm = start_sharded_inference()
     net = Net(proto, TEST)
     net.copy_from(weights)
     for name in blob_names:
@@ -65,23 +72,32 @@ def extract_features(weights, proto, blob_names, db_names, num_batches,
                 expected="one of " + ", ".join(net.blobs))
     writers = []
     try:
-        for name, db in zip(blob_names, db_names):
-            log.info("Opening dataset %s", db)
-            writers.append(BatchWriter(db, db_type))
+        if comm is None or comm.rank == 0:
+            for name, db in zip(blob_names, db_names):
+                log.info("Opening dataset %s", db)
+                writers.append(BatchWriter(db, db_type))
+        if comm is not None:            # no worker runs if a DB failed
+            comm.barrier("opening the feature DBs")
         log.info("Extracting Features")
         datum = caffe_pb2.Datum()
-        for _ in range(num_batches):
+
+        def extract(i):
             net.forward()
-            for name, writer in zip(blob_names, writers):
+            batch = []
+            for name in blob_names:
                 blob = net.blobs[name]
                 if blob.num_axes > 4:
                     raise KaffeShapeError(
                         f"blob '{name}' has {blob.num_axes} axes; a Datum "
                         f"holds at most 4 (num, channels, height, width)",
                         received=blob.shape)
-                datum.height, datum.width = blob.height, blob.width
-                datum.channels = blob.channels
-                rows = blob.data.reshape(blob.num, -1)
+                batch.append(((blob.channels, blob.height, blob.width),
+                              blob.data.reshape(blob.num, -1).copy()))
+            return batch
+
+        def write(i, batch):
+            for name, writer, (chw, rows) in zip(blob_names, writers, batch):
+                datum.channels, datum.height, datum.width = chw
                 for row in rows:
                     del datum.float_data[:]
                     datum.float_data.extend(row.tolist())
@@ -90,6 +106,8 @@ def extract_features(weights, proto, blob_names, db_names, num_batches,
                     if writer.count % 1000 == 0:
                         log.info("Extracted features of %d query images for "
                                  "feature blob %s", writer.count, name)
+
+        ordered_map(num_batches, extract, write, comm)
         counts = {}
         for name, writer in zip(blob_names, writers):
             writer.close()

@@ -3,12 +3,17 @@
 Runs the TEST-phase net forward ``--iterations`` times and logs each batch's
 outputs ("Batch i, accuracy = v"), the mean loss ("Loss: L") and the mean of
 every output ("accuracy = v", with "(* w = v loss)" for losses).
+
+Under ``mpiexec -n N`` worker r scores batches r, r + N, … (its data layers
+read just those) and worker 0 logs every batch and the means in order: the
+same lines, the same numbers as one worker.
 """
 import logging
 
 from .flags import add_net_state_flags, add_value_flag, stages
 
 HELP = "score a trained net over several batches (caffe test)"
+PARALLEL = True
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 EPILOG = """\
 example:
@@ -38,23 +43,37 @@ def run(args):
     require(args, "model", "the model definition to score")
     require(args, "weights", "the trained weights to score")
     log.info("Use CPU.")
+    from ..parallel.inference import ordered_map, start_sharded_inference
+    comm = start_sharded_inference()
     net = Net(args.model, TEST, level=args.level, stages=stages(args))
     net.copy_from(args.weights)
     log.info("Running for %d iterations.", args.iterations)
     f = np.float32
     scores = []          # (output name, loss weight, running sum) per value
-    loss_weights = net.blob_loss_weights
-    loss = f(0)
-    for i in range(args.iterations):
-        loss += f(net.forward_from_to(0, len(net.layers) - 1))
+    totals = {"loss": f(0)}
+    weights = net.blob_loss_weights
+    outputs = net.outputs
+
+    def score(i):
+        batch_loss = f(net.forward_from_to(0, len(net.layers) - 1))
+        return batch_loss, [
+            (name, weights[name], net.blobs[name].data.reshape(-1).copy())
+            for name in outputs]
+
+    def add(i, result):
+        batch_loss, outputs = result
+        totals["loss"] += batch_loss
         index = 0
-        for name in net.outputs:
-            for value in net.blobs[name].data.reshape(-1):
+        for name, weight, values in outputs:
+            for value in values:
                 if i == 0:
-                    scores.append([name, loss_weights[name], f(0)])
+                    scores.append([name, weight, f(0)])
                 scores[index][2] += value
                 index += 1
                 log.info("Batch %d, %s = %s", i, name, _g(value))
+
+    ordered_map(args.iterations, score, add, comm)
+    loss = totals["loss"]
     loss /= f(args.iterations)
     log.info("Loss: %s", _g(loss))
     for name, weight, total in scores:

@@ -7,20 +7,30 @@ read them) go to stderr. SIGINT and SIGHUP request an action as Caffe's
 ``--sigint_effect`` / ``--sighup_effect`` say (stop, snapshot, none). On a
 terminal, with tqdm installed, a progress bar shows the iteration, the
 smoothed loss and the time left; the log lines print above it.
+
+Under ``mpiexec -n N`` it trains with N workers as Caffe trains on N GPUs:
+worker 0's initial weights are broadcast, each worker reads its shard of
+the data with its own batch_size, the gradients are summed and scaled by
+1/N before every update, and only worker 0 logs, tests and snapshots. A
+signal to any worker (mpiexec passes Ctrl-C to all) acts on every worker
+after the same iteration.
 """
 import logging
 import signal
 import sys
 
-from .flags import add_net_state_flags, add_value_flag, stages
+from .flags import add_bool_flag, add_net_state_flags, add_value_flag, \
+    stages
 
 HELP = "train a net with a solver (caffe train)"
+PARALLEL = True
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 EPILOG = """\
 examples:
   kaffe train --solver examples/mnist/lenet_solver.prototxt
   kaffe train --solver solver.prototxt --snapshot snap_iter_500.solverstate
-  kaffe train --solver solver.prototxt --weights pretrained.caffemodel"""
+  kaffe train --solver solver.prototxt --weights pretrained.caffemodel
+  mpiexec -n 2 kaffe train --solver examples/mnist/lenet_solver.prototxt"""
 
 log = logging.getLogger("kaffe")
 
@@ -42,6 +52,13 @@ def add_arguments(parser):
     add_value_flag(parser, "sighup_effect", choices=EFFECTS,
                    default="snapshot",
                    help="what SIGHUP does (default snapshot)")
+    add_value_flag(parser, "stats", metavar="DIR",
+                   help="record per-layer activation, gradient and weight "
+                        "statistics every `display` iterations into DIR "
+                        "(for kaffe doctor --stats and kaffe viz --stats)")
+    add_bool_flag(parser, "tensorboard",
+                  help="with --stats: also write them as TensorBoard "
+                       "scalars under DIR/tensorboard (needs tensorboardX)")
     add_value_flag(parser, "progress", choices=("auto", "always", "never"),
                    default="auto",
                    help="progress bar: auto (on a terminal, if tqdm is "
@@ -50,6 +67,7 @@ def add_arguments(parser):
 
 def run(args):
     from ..core.errors import KaffeConfigError
+    from ..parallel import root_solver, solver_count
     from ..solvers import get_solver
     from ..solvers.solver import load_solver
     from .device_query import refuse_gpu
@@ -76,29 +94,79 @@ def run(args):
         param.ClearField("weights")
         param.weights.append(args.weights)
     solver = get_solver(param, source=source)
-    with _signal_actions(solver, args.sigint_effect, args.sighup_effect):
+    nccl = None
+    with _signal_actions(solver, args.sigint_effect,
+                         args.sighup_effect) as actions:
         if args.snapshot:
             log.info("Resuming from %s", args.snapshot)
             solver.restore(args.snapshot)
+        if solver_count() > 1:
+            nccl = _data_parallel(solver)
+            actions.target = nccl
         log.info("Starting Optimization")
-        with _progress_bar(solver, args.progress):
+        progress = args.progress if root_solver() else "never"
+        with _progress_bar(solver, progress), \
+                _statistics(solver, param, args, root_solver()):
             solver.solve()
     log.info("Optimization Done.")
     return 0
 
 
+def _data_parallel(solver):
+    """Join ``solver`` to the other workers: broadcast worker 0's weights,
+    sum the gradients before each update (layer by layer during backward
+    with the solver's layer_wise_reduce, Caffe's default)."""
+    from ..parallel import solver_count
+    from ..parallel.nccl import NCCL
+    log.info("Training with %d workers (MPI); each reads its shard of the "
+             "data with the net's batch size", solver_count())
+    nccl = NCCL(solver)
+    nccl.bcast()
+    solver.add_callback(nccl)
+    if solver.param.layer_wise_reduce:
+        solver.net.after_backward(nccl)
+    return nccl
+
+
+class _statistics:
+    """With --stats DIR: a kaffe.doctor Recorder on the train net, writing
+    every `display`-th iteration's statistics to DIR."""
+
+    def __init__(self, solver, param, args, root=True):
+        self.writer = None
+        if args.stats and root:
+            # Under mpiexec only worker 0 records (as only it logs).
+            from ..doctor.record import record_training
+            self.writer = record_training(solver, param, args.stats,
+                                          tensorboard=args.tensorboard)
+        elif args.tensorboard:
+            from ..core.errors import KaffeConfigError
+            raise KaffeConfigError("needs --stats DIR (the scalars are "
+                                   "written under DIR/tensorboard)",
+                                   field="--tensorboard")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.close()
+
+
 class _signal_actions:
-    """Install SIGINT/SIGHUP handlers that request solver actions."""
+    """Install SIGINT/SIGHUP handlers that request solver actions (of
+    ``target``: the solver, or the NCCL that shares them with every
+    worker)."""
 
     def __init__(self, solver, sigint_effect, sighup_effect):
-        self.solver = solver
+        self.target = solver
         self.effects = {signal.SIGINT: sigint_effect}
         if hasattr(signal, "SIGHUP"):
             self.effects[signal.SIGHUP] = sighup_effect
         self.saved = {}
 
     def _handle(self, signum, frame):
-        self.solver.request_action(self.effects[signum])
+        self.target.request_action(self.effects[signum])
 
     def __enter__(self):
         for signum in self.effects:

@@ -13,8 +13,11 @@ import json
 import math
 from importlib import resources
 
+from .render_graph import escape as _e
+from .render_graph import graph_svg
 from .report import (GAP_INDEX, LEVELS, NAN_COLOUR, NAN_INDEX, ZERO_INDEX,
                      colour_of, fraction_text, palette, shape_text)
+from .training import layer_training_block, training_card
 
 # One line on what a layer type computes, where explain has no formula.
 WHAT = {
@@ -68,7 +71,7 @@ def render(report):
         "script": _resource("report.js"),
         "sidebar": _sidebar(report),
         "header": _header(report),
-        "overview": _overview(report),
+        "overview": _overview(report) + training_card(report.training),
         "sections": "\n".join(_section(report, v) for v in report.layers
                               if not v.hidden),
         "footer": _footer(),
@@ -94,10 +97,6 @@ def _script_json(value):
 def data_uri(picture):
     return f"data:{picture.mime};base64," + base64.b64encode(
         picture.png).decode("ascii")
-
-
-def _e(text):
-    return html.escape(str(text), quote=True)
 
 
 def num(x):
@@ -227,7 +226,7 @@ def _overview(report):
         '<p class="hint">Each box is a layer (with the in-place layers that '
         'follow it) and the shape of the blob it writes. Click a layer to '
         'open it.</p>'
-        f'<div class="graph-scroll" id="graph-scroll">{_graph_svg(report)}'
+        f'<div class="graph-scroll" id="graph-scroll">{graph_svg(report)}'
         f'</div>{_family_legend()}</div>'
         '<div class="side-col">'
         f'<div class="card input-card">{"".join(run_blocks)}</div>'
@@ -293,88 +292,6 @@ def _legend_bar(scale):
             f'<span class="ticks">{labels}</span></div>')
 
 
-# -- the graph ----------------------------------------------------------------
-def _graph_svg(report):
-    g = report.graph
-    layers = {v.index: v for v in report.layers}
-    out = [f'<svg id="graph" class="graph" '
-           f'viewBox="0 0 {g.width:.0f} {g.height:.0f}" '
-           f'width="{g.width:.0f}" height="{g.height:.0f}" role="img" '
-           'aria-label="The net as a graph of layers">'
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
-           'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
-           '<path d="M0,1 L9,5 L0,9 z" fill="#8b95a5"/></marker></defs>']
-    for e in g.edges:
-        out.append(f'<path class="edge" d="{_edge_path(e.points)}" '
-                   f'marker-end="url(#arrow)"><title>{_e(e.blob)}</title>'
-                   '</path>')
-    for node in g.nodes:
-        if node.dummy:
-            continue
-        out.append(_node_svg(node, layers))
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _edge_path(points):
-    (x0, y0) = points[0]
-    d = [f"M{x0:.1f},{y0:.1f}"]
-    for (xa, ya), (xb, yb) in zip(points, points[1:]):
-        if xa == xb:
-            d.append(f"L{xb:.1f},{yb:.1f}")
-        else:
-            mid = (ya + yb) / 2
-            d.append(f"C{xa:.1f},{mid:.1f} {xb:.1f},{mid:.1f} "
-                     f"{xb:.1f},{yb:.1f}")
-    return " ".join(d)
-
-
-def _clip(text, n):
-    return text if len(text) <= n else text[:n - 1] + "…"
-
-
-def _node_svg(node, layers):
-    first = layers[node.layers[0]]
-    last = layers[node.layers[-1]]
-    x, y, w, h = node.x, node.y, node.width, node.height
-    lines = []
-    ty = y + 17
-    lines.append(f'<text x="{x + 12:.1f}" y="{ty:.1f}" class="n-name">'
-                 f'{_e(_clip(first.name, 31))}</text>')
-    ty += 15
-    second = first.type + (f" · {first.summary}" if first.summary else "")
-    lines.append(f'<text x="{x + 12:.1f}" y="{ty:.1f}" class="n-type">'
-                 f'{_e(_clip(second, 38))}</text>')
-    extra = node.layers[1:]
-    for k in range(0, len(extra), 3):
-        ty += 15
-        spans = []
-        for j, idx in enumerate(extra[k:k + 3]):
-            v = layers[idx]
-            sep = "+ " if j == 0 else " · "
-            spans.append(f'<tspan class="sep">{sep}</tspan><tspan '
-                         f'class="n-inplace fam-{v.family}" data-layer="{idx}"'
-                         f'><title>{_e(v.name)} ({_e(v.type)}, in place)'
-                         f'</title>{_e(_clip(v.type, 14))}</tspan>')
-        lines.append(f'<text x="{x + 12:.1f}" y="{ty:.1f}">{"".join(spans)}'
-                     '</text>')
-    for top in last.tops or []:
-        ty += 15
-        label = shape_text(top.shape)
-        if len(last.tops) > 1:
-            label = f"{top.name}: {label}"
-        lines.append(f'<text x="{x + 12:.1f}" y="{ty:.1f}" class="n-shape">'
-                     f'{_e(_clip(label, 36))}</text>')
-    title = " → ".join(v.name for v in (layers[i] for i in node.layers))
-    return (f'<g class="gnode fam-{first.family}" data-layer="{first.index}"'
-            f' tabindex="0" role="link" aria-label="{_e(first.name)}">'
-            f'<title>{_e(title)}</title>'
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
-            'rx="7" class="n-box"/>'
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="5" height="{h:.1f}" '
-            'rx="2" class="n-stripe"/>' + "".join(lines) + "</g>")
-
-
 # -- a layer's section --------------------------------------------------------
 def _section(report, v):
     row = v.row
@@ -396,6 +313,7 @@ def _section(report, v):
     if v.params:
         blocks.append(_params_block(v))
     blocks.append(_tops_block(v))
+    blocks.append(layer_training_block(report.training, v.name))
     notes = "".join(f'<p class="note">{_e(n)}</p>' for n in v.notes)
     return (f'<section class="layer" id="L{v.index}" data-index="{v.index}">'
             + "".join(blocks) + notes

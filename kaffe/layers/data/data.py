@@ -5,6 +5,7 @@ from ...core.errors import KaffeError
 from ...core.registry import register_layer
 from ...data.datum import parse_datum
 from ...data.db import backend_name, open_db
+from ...parallel.context import data_shard, next_kept
 from .base_data import BasePrefetchingDataLayer, located
 
 log = logging.getLogger("kaffe")
@@ -25,7 +26,10 @@ class DataLayer(BasePrefetchingDataLayer):
 
     Records are read in key order; after the last one the cursor goes back
     to the first ("Restarting data prefetching from start."). Every batch is
-    shaped by its first Datum.
+    shaped by its first Datum. With several solvers (``mpiexec -n N kaffe
+    train``, or ``caffe.set_solver_count``) a TRAIN-phase layer reads every
+    N-th record, from record ``solver_rank`` on, as Caffe 1.0's ``Skip``
+    (see :mod:`kaffe.parallel.context`).
 
     Tops: data (batch_size, C, H, W) (crop×crop with a crop); optional label
     (batch_size,). Backward does nothing (no bottoms).
@@ -52,6 +56,8 @@ class DataLayer(BasePrefetchingDataLayer):
         except KaffeError as e:
             raise located(self, e, "data_param.source") from None
         self.source_name = p.source
+        self.shard = data_shard(self.phase, p.batch_size)
+        self.offset = 0
         self.cursor = self.db.cursor()
         if not self.cursor.valid:
             raise self.config_error(
@@ -87,6 +93,7 @@ class DataLayer(BasePrefetchingDataLayer):
         if self.output_labels:
             labels = self.new_batch((batch_size,))
         for item in range(batch_size):
+            self.offset = next_kept(self.shard, self.offset, self._next)
             datum, array = self._read()
             where = self._where()
             if item == 0:
@@ -97,6 +104,7 @@ class DataLayer(BasePrefetchingDataLayer):
             if labels is not None:
                 labels[item] = datum.label
             self._next()
+            self.offset += 1
         return data, labels
 
     def close(self):

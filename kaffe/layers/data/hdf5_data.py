@@ -7,6 +7,7 @@ from ...core.errors import KaffeConfigError, KaffeError, KaffeFormatError
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...data.transformer import child_generator
+from ...parallel.context import data_shard, next_kept
 from .base_data import located
 
 log = logging.getLogger("kaffe")
@@ -60,6 +61,10 @@ class HDF5DataLayer(Layer):
     trailing dimensions come from the first file and later files must agree.
     Backward does nothing (no bottoms).
 
+    With several solvers a TRAIN-phase layer uses every N-th row (from row
+    ``solver_rank`` on, counted across files and passes), as Caffe 1.0's
+    HDF5Data ``Skip`` does.
+
     Unlike Caffe's, this layer also checks that a later file's datasets have
     the first file's row shape (Caffe would read past the rows).
     """
@@ -102,6 +107,8 @@ class HDF5DataLayer(Layer):
         self.row_shapes = None
         self._load(self.file_permutation[0])
         self.current_row = 0
+        self.shard = data_shard(self.phase, p.batch_size)
+        self.offset = 0
         for blob, array in zip(top, self.arrays):
             blob.reshape((p.batch_size,) + array.shape[1:])
 
@@ -184,10 +191,12 @@ class HDF5DataLayer(Layer):
     def forward(self, bottom, top):
         batch_size = self.layer_param.hdf5_data_param.batch_size
         for i in range(batch_size):
+            self.offset = next_kept(self.shard, self.offset, self._next)
             row = self.data_permutation[self.current_row]
             for blob, array in zip(top, self.arrays):
                 blob.data[i] = array[row]
             self._next()
+            self.offset += 1
 
     def backward(self, top, propagate_down, bottom):
         """No bottoms: nothing to propagate."""

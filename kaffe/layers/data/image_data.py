@@ -6,6 +6,7 @@ from ...core.registry import register_layer
 from ...data.image import read_image
 from ...data.listfile import read_list_file
 from ...data.transformer import child_generator
+from ...parallel.context import data_shard, next_kept
 from .base_data import BasePrefetchingDataLayer
 
 log = logging.getLogger("kaffe")
@@ -24,7 +25,11 @@ class ImageDataLayer(BasePrefetchingDataLayer):
     below it); and transform_param.
 
     Images are decoded as OpenCV's ``imread`` does (see kaffe.data.image).
-    Every batch is shaped by its first image.
+    Every batch is shaped by its first image. With several solvers a
+    TRAIN-phase layer uses every N-th line of its list (from line
+    ``solver_rank`` on, counted across passes), as Data does; a shuffled list
+    is shuffled by each solver's own generator (Caffe seeds solver r with
+    random_seed + r), so shuffled shards are samples, not a partition.
 
     Tops: data (batch_size, C, H, W), label (batch_size,). Backward does
     nothing (no bottoms).
@@ -72,6 +77,8 @@ class ImageDataLayer(BasePrefetchingDataLayer):
             raise self.config_error("must be > 0",
                                     field="image_data_param.batch_size",
                                     received=p.batch_size)
+        self.shard = data_shard(self.phase, p.batch_size)
+        self.offset = 0
         image = self._read(self.lines[self.lines_id])
         shape = list(self.transformer.infer_shape(image.transpose(2, 0, 1)))
         shape[0] = p.batch_size
@@ -101,6 +108,7 @@ class ImageDataLayer(BasePrefetchingDataLayer):
         data = None
         labels = self.new_batch((p.batch_size,))
         for item in range(p.batch_size):
+            self.offset = next_kept(self.shard, self.offset, self._advance)
             entry = self.lines[self.lines_id]
             array = self._read(entry).transpose(2, 0, 1)
             where = f"image '{entry.path}' ({p.source}:{entry.line})"
@@ -110,10 +118,16 @@ class ImageDataLayer(BasePrefetchingDataLayer):
                 data = self.new_batch(shape)
             self.transformer.transform(array, data[item], where)
             labels[item] = entry.label
-            self.lines_id += 1
-            if self.lines_id >= len(self.lines):
-                log.debug("Restarting data prefetching from start.")
-                self.lines_id = 0
-                if p.shuffle:
-                    self._shuffle()
+            self._advance()
+            self.offset += 1
         return data, labels
+
+    def _advance(self):
+        """On to the next line; after the last, back to the first (and a
+        new shuffle with ``shuffle``)."""
+        self.lines_id += 1
+        if self.lines_id >= len(self.lines):
+            log.debug("Restarting data prefetching from start.")
+            self.lines_id = 0
+            if self.layer_param.image_data_param.shuffle:
+                self._shuffle()

@@ -9,6 +9,7 @@ from ...core.registry import register_layer
 from ...data.datum import read_file_to_datum
 from ...data.image import decode_image, read_image, resize_bilinear
 from ...data.transformer import child_generator
+from ...parallel.context import data_shard
 from .base_data import BasePrefetchingDataLayer
 
 log = logging.getLogger("kaffe")
@@ -97,7 +98,10 @@ class WindowDataLayer(BasePrefetchingDataLayer):
     replacement (on the prefetch thread, from the layer's own generator),
     then mirrored at random when ``mirror``. Images are decoded in colour
     (3 channels), and the window image indices count the blocks in file
-    order, as Caffe's do.
+    order, as Caffe's do. With several solvers a TRAIN-phase layer draws
+    only from its share of the windows: the foreground and the background
+    windows numbered solver_rank, solver_rank + N, … in file order (Caffe
+    lets every solver draw from all windows with its own seed).
 
     Where Caffe only logs that an image cannot be read (and leaves the batch
     part-filled), kaffe raises an error naming the file.
@@ -129,6 +133,7 @@ class WindowDataLayer(BasePrefetchingDataLayer):
                                     field="window_data_param.source",
                                     fix="name the window file")
         self._read_window_file(p)
+        self._take_shard(p)
         crop = t.crop_size
         if crop <= 0:
             raise self.config_error(
@@ -226,6 +231,21 @@ class WindowDataLayer(BasePrefetchingDataLayer):
             log.info("class %d has %d samples", label, label_hist[label])
         log.info("Amount of context padding: %d", p.context_pad)
         log.info("Crop mode: %s", p.crop_mode)
+
+    def _take_shard(self, p):
+        """Keep this solver's share of the windows (every N-th)."""
+        shard = data_shard(self.phase, p.batch_size)
+        if shard is None:
+            return
+        for kind in ("fg_windows", "bg_windows"):
+            windows = getattr(self, kind)
+            if windows and len(windows) < shard.count:
+                raise self.config_error(
+                    f"has fewer {kind[:2]} windows than solvers",
+                    field="window_data_param.source",
+                    received=f"{len(windows)} windows",
+                    expected=f"at least {shard.count} (one per solver)")
+            setattr(self, kind, windows[shard.rank::shard.count])
 
     def _rand(self):
         """Caffe's PrefetchRand(): a uint32 from the layer's generator."""
