@@ -256,7 +256,9 @@ def max_pool_backward(dy, mask, x_shape, out=None):
     # plane (index −1, the last one, for the first plane): no effect, as a
     # sum that starts at +0 is never −0, and no compaction.
     targets = flat_mask + plane_start
-    values = xp.where(flat_mask >= 0, dy.reshape(planes, -1), 0)
+    values = dy.reshape(planes, -1)
+    if flat_mask.size and int(flat_mask.min()) < 0:  # rare: only then mask
+        values = xp.where(flat_mask >= 0, values, 0)
     # ufunc.at adds repeated targets one by one, in output order, as Caffe.
     xp.add.at(dx.reshape(-1), targets.reshape(-1), values.reshape(-1))
     return dx
