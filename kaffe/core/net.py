@@ -24,6 +24,7 @@ import numpy as np
 
 from ..proto import caffe_pb2
 from ..errors import KaffeConfigError, KaffeShapeError
+from ..memory import Budget, KaffeMemoryError, located
 from .blob import Blob
 from .graph import build_graph, inserted_layers, node_not_found
 from .net_batches import PycaffeBatches
@@ -135,6 +136,7 @@ class Net(NetWeights, PycaffeBatches):
         blob_index = {}
         available = set()
         memory = 0
+        budget = Budget()
 
         for layer_id, layer_param in enumerate(param.layer):
             source = (self._source.path, lines[layer_id])
@@ -200,7 +202,14 @@ class Net(NetWeights, PycaffeBatches):
             self._bottom_ids.append(bottom_ids)
             self._top_ids.append(top_ids)
             self._bottom_need_backward.append(bottom_need)
-            layer.SetUp(bottoms, tops)
+            try:
+                layer.SetUp(bottoms, tops)
+            except (MemoryError, KaffeMemoryError) as e:
+                raise located(e, "setting up", layer_param.name,
+                              layer_param.type, *source) from None
+            budget.add((sum(b.count for b in layer.blobs)
+                        + sum(b.count for b in tops)) * self.dtype.itemsize,
+                       layer_param.name, layer_param.type, *source)
             log.info("Setting up %s", layer_param.name)
             for i, blob_id in enumerate(top_ids):
                 self._blob_loss_weights[blob_id] = layer.loss(i)
@@ -377,7 +386,11 @@ class Net(NetWeights, PycaffeBatches):
         for i in range(start, end + 1):
             for run in self._before_forward:
                 run(i)
-            loss += self.layers[i].Forward(self._bottoms(i), self._tops(i))
+            try:
+                loss += self.layers[i].Forward(self._bottoms(i),
+                                               self._tops(i))
+            except (MemoryError, KaffeMemoryError) as e:
+                raise self._memory_error(e, i, "running forward") from None
             if self._release_plan is not None:
                 for blob in self._release_plan[i]:
                     blob.release()
@@ -393,13 +406,23 @@ class Net(NetWeights, PycaffeBatches):
             for run in self._before_backward:
                 run(i)
             if self._layer_need_backward[i]:
-                self.layers[i].Backward(self._tops(i),
-                                        self._bottom_need_backward[i],
-                                        self._bottoms(i))
+                try:
+                    self.layers[i].Backward(self._tops(i),
+                                            self._bottom_need_backward[i],
+                                            self._bottoms(i))
+                except (MemoryError, KaffeMemoryError) as e:
+                    raise self._memory_error(e, i, "running backward") \
+                        from None
                 if self.debug_info:
                     self._backward_debug_info(i)
             for run in self._after_backward:
                 run(i)
+
+    def _memory_error(self, exc, i, what):
+        layer = self.layers[i]
+        file, line = getattr(layer, "source", None) or (None, None)
+        return located(exc, what, self._layer_names[i], layer.type, file,
+                       line)
 
     def forward_from_to(self, start, end):
         """Run layers ``start`` .. ``end`` (indices, inclusive) forward on

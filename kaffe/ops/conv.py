@@ -35,7 +35,10 @@ import math
 import numbers
 import threading
 
+import numpy as np
+
 from ..backend import array_module
+from ..memory import check_bytes
 from kaffe.ops.depthwise import depthwise_backward
 from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
                               per_axis, unfold_into, window_geometry)
@@ -220,6 +223,8 @@ class _Plan:
         key = (name, shape)
         if key not in self._buffers:
             make = self.xp.zeros if zeros else self.xp.empty
+            check_bytes(math.prod(shape) * np.dtype(self.dtype).itemsize,
+                        f"a convolution scratch buffer of shape {shape}")
             self._buffers[key] = make(shape, dtype=self.dtype)
             if prepare is not None:
                 prepare(self._buffers[key])

@@ -20,6 +20,7 @@ import math
 import numbers
 
 from ..backend import array_module
+from ..memory import check_bytes
 
 
 def conv_output_size(size, kernel, stride, pad, dilation):
@@ -155,6 +156,9 @@ def im2col(x, kernel, stride=1, pad=0, dilation=1):
         padded[interior] = x
     else:
         padded = x
+    check_bytes(math.prod(lead_shape + kernel + out_shape)
+                * x.dtype.itemsize, "the im2col columns of shape "
+                f"{lead_shape + kernel + out_shape}")
     cols = xp.empty(lead_shape + kernel + out_shape, dtype=x.dtype)
     unfold_into(cols, padded, len(lead_shape), kernel, stride, dilation)
     return cols.reshape(x.shape[:-n - 1] + (
