@@ -29,6 +29,7 @@ from .core.blob import Blob
 from .errors import (KaffeConfigError, KaffeError, KaffeFormatError,
                      KaffeShapeError)
 from .core.layer import Layer
+from .memory import KaffeMemoryError, set_max_bytes
 from .core.net import TEST, TRAIN, Net
 from .core.random import set_random_seed
 from .parallel.context import (set_multiprocess, set_solver_count,
@@ -139,11 +140,12 @@ class Timer:
 __all__ = [
     "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "Classifier",
     "Detector", "KaffeConfigError",
-    "KaffeError", "KaffeFormatError", "KaffeShapeError", "Layer", "NCCL",
+    "KaffeError", "KaffeFormatError", "KaffeMemoryError", "KaffeShapeError",
+    "Layer", "NCCL",
     "Net", "NesterovSolver", "NetSpec", "RMSPropSolver", "SGDSolver", "TEST",
     "TRAIN", "Timer", "__version__", "get_solver", "gpu_available",
     "has_nccl", "init_log", "io", "layer_type_list", "layers", "log", "params",
-    "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
+    "set_device", "set_max_bytes", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
     "set_random_seed", "set_solver_count", "set_solver_rank", "solver_count",
     "solver_rank", "to_proto",
 ]

@@ -66,6 +66,8 @@ Deviations from pycaffe (all deliberate):
 * Errors are :class:`~kaffe.KaffeError` subclasses (all ``ValueError``s, so
   ``except ValueError`` and ``except Exception`` still catch them).
 """
+import math
+
 import numpy as np
 
 from .core.errors import KaffeConfigError, KaffeFormatError, KaffeShapeError
@@ -105,14 +107,28 @@ def blobproto_to_array(blob, return_diff=False):
                                             "width"))
     shape = ((blob.num, blob.channels, blob.height, blob.width) if legacy
              else tuple(blob.shape.dim))
-    if array.size != int(np.prod(shape, dtype=np.int64)):
+    if len(shape) > 32:
+        raise KaffeShapeError(
+            "the BlobProto's shape has too many axes", received=len(shape),
+            expected="at most 32 (Caffe's kMaxBlobAxes)")
+    if any(d < 0 for d in shape):
+        raise KaffeShapeError(
+            "the BlobProto's shape has a negative dimension", received=shape,
+            fix="give the blob a shape of dimensions >= 0")
+    # An exact product (an int64 one wraps around for absurd shapes).
+    if array.size != math.prod(shape):
         kind = "legacy num/channels/height/width" if legacy else "shape.dim"
         raise KaffeShapeError(
             f"the BlobProto's {what} holds {array.size} values, which do not "
             f"fit its {kind} shape", received=shape,
             fix="give the blob a shape (shape.dim or num/channels/height/"
                 "width) with as many elements as it has values")
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError:          # e.g. (0, 2**40, 2**40): too big for NumPy
+        raise KaffeShapeError(
+            "the BlobProto's shape cannot be an array", received=shape,
+            fix="give the blob a shape NumPy can hold") from None
 
 
 def array_to_blobproto(arr, diff=None):

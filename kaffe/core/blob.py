@@ -14,6 +14,7 @@ and shared parameters use this.
 import numpy as np
 
 from ..errors import KaffeShapeError
+from ..memory import check_bytes, out_of_memory
 
 MAX_BLOB_AXES = 32
 
@@ -24,7 +25,11 @@ class _Buffer:
     __slots__ = ("array",)
 
     def __init__(self, xp, capacity, dtype):
-        self.array = xp.zeros(capacity, dtype=dtype)
+        try:
+            self.array = xp.zeros(capacity, dtype=dtype)
+        except MemoryError as e:
+            raise out_of_memory(e, f"allocating a blob of {capacity:,} "
+                                "elements") from None
 
     @property
     def size(self):
@@ -72,7 +77,9 @@ class Blob:
                     received=shape)
         count = 1
         for d in shape:
-            count *= d
+            count *= d          # Python ints: exact, never overflowing
+        check_bytes(count * self.dtype.itemsize,
+                    f"a blob of shape {_dims(shape)}")
         self._shape = shape
         self._count = count
         # Keep each buffer while it is big enough (Caffe's capacity rule).
@@ -173,6 +180,13 @@ class Blob:
     def has_diff(self):
         """True once a diff buffer exists (inference nets never create one)."""
         return self._diff is not None
+
+    def release(self):
+        """Drop this blob's data and diff buffers (their memory is freed
+        once no other blob shares them); they come back zeroed, in the
+        current shape, on the next access."""
+        self._data = None
+        self._diff = None
 
     def share_data(self, other):
         """Make this blob's data the same memory as ``other``'s (counts must match)."""
@@ -281,6 +295,10 @@ class Blob:
 def _host(a):
     from ..backend import to_numpy
     return to_numpy(a)
+
+
+def _dims(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _has_legacy_shape(proto):

@@ -70,10 +70,19 @@ def _constant(shape, p, layer, field):
 
 
 def _uniform(shape, p, layer, field):
-    return rng().uniform(p.min, p.max, size=shape)
+    if not (math.isfinite(p.min) and math.isfinite(p.max)
+            and p.min <= p.max):
+        raise _error(layer, "must be finite numbers with min <= max",
+                     f"{field}.min/max", received=(p.min, p.max),
+                     expected="min <= max (Caffe checks a <= b)")
+    with np.errstate(over="ignore"):
+        return rng().uniform(p.min, p.max, size=shape)
 
 
 def _gaussian(shape, p, layer, field):
+    if not p.std >= 0:
+        raise _error(layer, "must be >= 0", f"{field}.std", received=p.std,
+                     expected="a standard deviation >= 0")
     values = rng().normal(p.mean, p.std, size=shape)
     if p.sparse < -1:
         raise _error(layer, "must be >= -1", f"{field}.sparse",

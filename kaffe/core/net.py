@@ -24,6 +24,7 @@ import numpy as np
 
 from ..proto import caffe_pb2
 from ..errors import KaffeConfigError, KaffeShapeError
+from ..memory import Budget, KaffeMemoryError, located
 from .blob import Blob
 from .graph import build_graph, inserted_layers, node_not_found
 from .net_batches import PycaffeBatches
@@ -140,6 +141,7 @@ class Net(NetWeights, PycaffeBatches):
         blob_index = {}
         available = set()
         memory = 0
+        budget = Budget()
 
         for layer_id, layer_param in enumerate(param.layer):
             source = (self._source.path, lines[layer_id])
@@ -206,7 +208,14 @@ class Net(NetWeights, PycaffeBatches):
             self._bottom_ids.append(bottom_ids)
             self._top_ids.append(top_ids)
             self._bottom_need_backward.append(bottom_need)
-            layer.SetUp(bottoms, tops)
+            try:
+                layer.SetUp(bottoms, tops)
+            except (MemoryError, KaffeMemoryError) as e:
+                raise located(e, "setting up", layer_param.name,
+                              layer_param.type, *source) from None
+            budget.add((sum(b.count for b in layer.blobs)
+                        + sum(b.count for b in tops)) * self.dtype.itemsize,
+                       layer_param.name, layer_param.type, *source)
             log.info("Setting up %s", layer_param.name)
             for i, blob_id in enumerate(top_ids):
                 self._blob_loss_weights[blob_id] = layer.loss(i)
@@ -383,7 +392,14 @@ class Net(NetWeights, PycaffeBatches):
         for i in range(start, end + 1):
             for run in self._before_forward:
                 run(i)
-            loss += self.layers[i].Forward(self._bottoms(i), self._tops(i))
+            try:
+                loss += self.layers[i].Forward(self._bottoms(i),
+                                               self._tops(i))
+            except (MemoryError, KaffeMemoryError) as e:
+                raise self._memory_error(e, i, "running forward") from None
+            if self._release_plan is not None:
+                for blob in self._release_plan[i]:
+                    blob.release()
             if self.debug_info:
                 self._forward_debug_info(i)
             for run in self._after_forward:
@@ -396,13 +412,23 @@ class Net(NetWeights, PycaffeBatches):
             for run in self._before_backward:
                 run(i)
             if self._layer_need_backward[i]:
-                self.layers[i].Backward(self._tops(i),
-                                        self._bottom_need_backward[i],
-                                        self._bottoms(i))
+                try:
+                    self.layers[i].Backward(self._tops(i),
+                                            self._bottom_need_backward[i],
+                                            self._bottoms(i))
+                except (MemoryError, KaffeMemoryError) as e:
+                    raise self._memory_error(e, i, "running backward") \
+                        from None
                 if self.debug_info:
                     self._backward_debug_info(i)
             for run in self._after_backward:
                 run(i)
+
+    def _memory_error(self, exc, i, what):
+        layer = self.layers[i]
+        file, line = getattr(layer, "source", None) or (None, None)
+        return located(exc, what, self._layer_names[i], layer.type, file,
+                       line)
 
     def forward_from_to(self, start, end):
         """Run layers ``start`` .. ``end`` (indices, inclusive) forward on
@@ -614,6 +640,41 @@ class Net(NetWeights, PycaffeBatches):
     @property
     def blob_loss_weights(self):
         return OrderedDict(zip(self._blob_names, self._blob_loss_weights))
+
+    # Opt-in inference memory: the blobs each layer's forward is the last
+    # to read, or None (see release_intermediates).
+    _release_plan = None
+
+    @property
+    def release_intermediates(self):
+        """Opt-in lean inference (default False): when True, forward frees
+        each intermediate blob's data as soon as no later layer reads it,
+        so that only the weights and the activations still to be read take
+        memory (a chain net peaks near its two largest activations). The
+        net's inputs and outputs are kept; every other blob reads as zeros
+        after a forward (pycaffe scripts that read features from inner
+        blobs must leave it off), forward(start=...) must start at the
+        first layer, and each forward allocates the blobs afresh."""
+        return self._release_plan is not None
+
+    @release_intermediates.setter
+    def release_intermediates(self, value):
+        if not value:
+            self._release_plan = None
+            return
+        last_reader = {}
+        for i, ids in enumerate(self._top_ids):
+            for blob_id in ids:
+                last_reader.setdefault(blob_id, i)
+        for i, ids in enumerate(self._bottom_ids):
+            for blob_id in ids:
+                last_reader[blob_id] = i
+        keep = set(self._inputs) | set(self._outputs)
+        plan = [[] for _ in self.layers]
+        for blob_id, i in last_reader.items():
+            if blob_id not in keep:
+                plan[i].append(self._blobs[blob_id])
+        self._release_plan = plan
 
     @property
     def inputs(self):

@@ -31,6 +31,7 @@ subgroup as a blob).
 h5py is optional: ``pip install kaffe[hdf5]``. It is imported inside the
 functions that need it.
 """
+import contextlib
 import logging
 import os
 
@@ -80,6 +81,62 @@ def is_hdf5(path):
     return False
 
 
+# What h5py raises on a damaged file: a missing or dangling entry
+# (KeyError), a link it cannot follow (RuntimeError), an unreadable chunk or
+# header (OSError), a type it cannot convert (TypeError, ValueError).
+H5_ERRORS = (KeyError, RuntimeError, OSError, TypeError, ValueError,
+             AttributeError, IndexError, OverflowError)
+# Groups nested deeper than this are refused (hard links can make cycles).
+MAX_DEPTH = 64
+
+
+@contextlib.contextmanager
+def reading(path, what):
+    """Turn any error h5py raises while reading ``path`` into a
+    KaffeFormatError naming the file (kaffe's own errors pass through)."""
+    try:
+        yield
+    except KaffeError:
+        raise
+    except H5_ERRORS as e:
+        raise KaffeFormatError(
+            f"cannot be read as {what} ({type(e).__name__}: {e})", file=path,
+            fix=f"pass {what} written by Caffe or kaffe") from None
+
+
+def open_hdf5(path, what, h5py=None):
+    """Open ``path`` read-only; a kaffe error if it is missing or not HDF5."""
+    h5py = h5py or _h5py()
+    path = os.fspath(path)
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise KaffeFormatError(f"{what} not found", file=path,
+                               fix="check the path") from None
+    except H5_ERRORS as e:
+        raise KaffeFormatError(
+            f"cannot be opened as an HDF5 file ({e})", file=path,
+            fix=f"pass {what} written by Caffe or kaffe") from None
+
+
+def entry(h5py, group, key):
+    """``group[key]`` if it is a hard-linked entry, else None (missing).
+
+    Soft and external links are refused: Caffe's files have none, and an
+    external link would make kaffe open another file the user never named.
+    """
+    link = group.get(key, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise KaffeFormatError(
+            f"holds a link ({type(link).__name__}) at "
+            f"{group.name.rstrip('/')}/{key}, where Caffe writes a group or "
+            "dataset", file=group.file.filename,
+            fix="pass a file written by Caffe or kaffe")
+    return group[key]
+
+
 # -- writing ------------------------------------------------------------------
 def save_hdf5(net, path, write_diff=False):
     """Write ``net``'s parameters to ``path`` in Caffe's HDF5 layout.
@@ -90,10 +147,26 @@ def save_hdf5(net, path, write_diff=False):
             to a temporary file beside it, then renamed over it.
         write_diff: also write every parameter's diff under ``/diff``.
     """
+    write_hdf5(path, lambda f: _write_groups(net, f, write_diff))
+
+
+def write_hdf5(path, fill):
+    """Write an HDF5 file atomically: ``fill(h5py_file)`` builds it in memory,
+    then its bytes go to a temporary file renamed over ``path``.
+
+    Building in memory keeps the HDF5 library away from a failing disk (a
+    full disk or a file-size limit in the middle of a write can crash it);
+    the plain write then fails cleanly, with a kaffe error naming ``path``,
+    and leaves any previous file of that name as it was.
+    """
+    import io
     h5py = _h5py()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        fill(f)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_groups(net, f, write_diff)
+        with open(tmp, "wb") as out:
+            out.write(buffer.getbuffer())
 
 
 def _write_groups(net, f, write_diff):
@@ -132,17 +205,9 @@ def load_hdf5(net, path):
     """
     h5py = _h5py()
     path = os.fspath(path)
-    try:
-        f = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise KaffeFormatError("weight file not found", file=path,
-                               fix="check the path") from None
-    except OSError as e:
-        raise KaffeFormatError(
-            f"cannot be opened as an HDF5 file ({e})", file=path,
-            fix="pass a .caffemodel.h5 written by Caffe or kaffe") from None
-    with f:
-        data = f.get("data")
+    f = open_hdf5(path, "weight file", h5py)
+    with f, reading(path, "a .caffemodel.h5 weight file"):
+        data = entry(h5py, f, "data")
         if not isinstance(data, h5py.Group):
             raise KaffeFormatError(
                 "has no 'data' group, so it holds no Caffe weights",
@@ -152,7 +217,7 @@ def load_hdf5(net, path):
             _copy_layer(net, name, group, path, h5py)
 
 
-def _layer_groups(h5py, group, layer_dict, prefix=""):
+def _layer_groups(h5py, group, layer_dict, prefix="", depth=0):
     """(layer name, group) for the net's layers, in the file's name order.
 
     Logs "Ignoring source layer X" for an entry that is no layer of the net.
@@ -160,9 +225,14 @@ def _layer_groups(h5py, group, layer_dict, prefix=""):
     as nested groups, possibly inside the group of another layer (MobileNet's
     "conv1" and "conv1/bn").
     """
+    if depth > MAX_DEPTH:
+        raise KaffeFormatError(
+            f"nests groups more than {MAX_DEPTH} deep under data/",
+            file=group.file.filename, received=group.name,
+            fix="pass a .caffemodel.h5 written by Caffe or kaffe")
     for key in group:
         name = prefix + key
-        item = group[key]
+        item = entry(h5py, group, key)
         nested = isinstance(item, h5py.Group) and any(
             isinstance(child, h5py.Group) for child in item.values())
         if name in layer_dict:
@@ -170,7 +240,8 @@ def _layer_groups(h5py, group, layer_dict, prefix=""):
         elif not nested:
             log.info("Ignoring source layer %s", name)
         if nested:
-            yield from _layer_groups(h5py, item, layer_dict, name + "/")
+            yield from _layer_groups(h5py, item, layer_dict, name + "/",
+                                     depth + 1)
 
 
 def _copy_layer(net, name, group, path, h5py):
@@ -201,7 +272,7 @@ def _copy_layer(net, name, group, path, h5py):
                 received=f"datasets {sorted(group)} under data/{name}",
                 expected=f"one per parameter blob, 0 to {n_target - 1}",
                 fix="check bias_term and that the file belongs to this net")
-        dataset = group[key]
+        dataset = entry(h5py, group, key)
         _check_dataset(dataset, h5py, path, name, target, j)
         if tuple(dataset.shape) != blob.shape:
             raise KaffeShapeError(

@@ -33,15 +33,20 @@ __all__ = ["NetSource", "atomic_path", "atomic_write", "load_net",
 @contextlib.contextmanager
 def atomic_path(path):
     """A temporary path beside ``path`` to write; renamed over ``path`` when
-    the ``with`` block ends without an error, deleted when it fails.
+    the ``with`` block ends without an error, deleted when it fails. An
+    OSError (disk full, file too large, no permission) becomes a
+    KaffeFormatError naming ``path``.
 
     The file gets the mode a newly created file gets (as Caffe's ofstream
     does), or keeps the target's, and is synced before the rename.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                   suffix=".tmp", dir=directory)
+    except (OSError, ValueError) as e:   # ValueError: a NUL in the name
+        raise _write_error(path, e) from None
     os.close(fd)
     try:
         yield tmp
@@ -49,10 +54,24 @@ def atomic_path(path):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            # A full disk, a file-size limit, a read-only directory: the
+            # previous file of that name is untouched.
+            raise _write_error(path, e) from None
         raise
+
+
+def _write_error(path, error):
+    reason = getattr(error, "strerror", None) or str(error)
+    return KaffeFormatError(
+        f"cannot be written ({reason}); nothing was written under this name",
+        file=path, fix="free disk space, raise the file-size limit or "
+        "choose another directory; any previous file of this name is kept")
 
 
 def atomic_write(path, data):

@@ -10,7 +10,7 @@ The bias correction is folded into the rate: computed in double (Caffe's
 parameter's local rate in float. History: 2N blobs, the N first moments m,
 then the N second moments v.
 """
-import math
+import numpy as np
 
 from ..core.backend import array_module
 from .sgd import SGDSolver
@@ -34,11 +34,20 @@ class AdamSolver(SGDSolver):
         beta1 = f(self._param.momentum)
         beta2 = f(self._param.momentum2)
         t = self._iter + 1
-        correction = f(math.sqrt(1.0 - float(beta2) ** t) /
-                       (1.0 - float(beta1) ** t))
+        correction = f(bias_correction(float(beta1), float(beta2), t))
         axpby(f(1) - beta1, diff, beta1, m)
         axpby(f(1) - beta2, diff * diff, beta2, v)
         update = xp.sqrt(v)
         update += f(self._param.delta)
         update = m / update
         diff[...] = (self._local_rate(param_id, rate) * correction) * update
+
+
+def bias_correction(beta1, beta2, t):
+    """sqrt(1 − β2^t) / (1 − β1^t) in IEEE arithmetic, as Caffe's C++
+    computes it: a β outside [0, 1) or a far-off t gives inf or NaN (which
+    the training then shows), never a Python OverflowError or
+    ZeroDivisionError."""
+    with np.errstate(all="ignore"):
+        b1, b2, t = np.float64(beta1), np.float64(beta2), np.float64(t)
+        return float(np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))

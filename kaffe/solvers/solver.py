@@ -29,8 +29,7 @@ from google.protobuf import text_format
 
 from ..core.backend import array_module, to_numpy
 from ..core.blob import Blob, proto_shape
-from ..core.errors import KaffeConfigError, KaffeError, KaffeFormatError, \
-    KaffeShapeError
+from ..core.errors import KaffeConfigError, KaffeError, KaffeShapeError
 from ..core.net import TEST, TRAIN, Net
 from ..core.random import set_random_seed
 from ..parallel.context import root_solver, solver_rank
@@ -39,8 +38,9 @@ from ..proto.io import NetSource, load_net, write_binary
 from .lr_policy import check_lr_policy, learning_rate
 from .registry import get_solver, register_solver, solver_class, \
     solver_type_list
-from .solver_io import (SolverSource, load_solver, read_solver_state,
-                        solver_state_message, write_solver_state)
+from .solver_io import (SolverSource, check_history_count, load_solver,
+                        read_solver_state, solver_state_message,
+                        write_solver_state)
 
 log = logging.getLogger("kaffe")
 
@@ -721,16 +721,12 @@ class Solver:
         ``learned_net`` into the train net, and loads the history.
         """
         state_file = os.fspath(state_file)
-        iteration, learned, current_step, history = \
-            read_solver_state(state_file)
-        if len(history) != len(self.history):
-            raise KaffeFormatError(
-                "holds the wrong number of history blobs for this solver",
-                file=state_file, received=len(history),
-                expected=f"{len(self.history)} ({self.history_per_param} per "
-                f"learnable parameter of a {self.type} solver)",
-                fix="resume with the solver type and net the snapshot was "
-                    "written by")
+        iteration, learned, current_step, history = read_solver_state(
+            state_file, shapes=[blob.shape for blob in self.history])
+        check_history_count(
+            state_file, len(history), len(self.history),
+            f"{self.history_per_param} per learnable parameter of a "
+            f"{self.type} solver")
         for i, (blob, saved) in enumerate(zip(self.history, history)):
             shape = (tuple(saved.shape) if isinstance(saved, np.ndarray)
                      else None)

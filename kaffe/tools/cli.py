@@ -16,7 +16,9 @@ and one line in :data:`COMMANDS`. Command modules import heavy things inside
 
 A user's mistake (a KaffeError, or an OSError about a file) prints
 ``kaffe: error: <message>`` to stderr and exits with status 2, without a
-traceback; argparse's usage errors exit 2 as well.
+traceback; argparse's usage errors exit 2 as well. Any other exception is a
+bug in kaffe: it prints one line, ``kaffe: internal error: ... please
+report ...``, and exits 1; ``--debug`` also prints the traceback.
 """
 import argparse
 import importlib
@@ -61,6 +63,9 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true",
                         help="show kaffe's INFO log (glog format, on stderr)")
+    common.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an unexpected "
+                             "internal error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, module_name in COMMANDS.items():
@@ -112,7 +117,33 @@ def main(argv=None):
         if comm is not None and comm.size > 1:
             comm.abort(None, 130)
         return 130
+    except MemoryError as e:
+        from ..memory import out_of_memory
+        return _fail(str(out_of_memory(e, f"running kaffe {args.command}")),
+                     comm)
+    except Exception as e:  # noqa: BLE001 (never a traceback for a file)
+        return _internal(e, args, comm)
     return 0 if status is None else status
+
+
+def _internal(exc, args, comm=None):
+    """An error that is kaffe's fault, not the input's: one line, exit 1;
+    ``--debug`` shows the traceback."""
+    import traceback
+    if getattr(args, "debug", False):
+        traceback.print_exception(exc, file=sys.stderr)
+    where = traceback.extract_tb(exc.__traceback__)
+    place = ""
+    if where:
+        frame = where[-1]
+        place = f" at {os.path.basename(frame.filename)}:{frame.lineno}"
+    text = " ".join(str(exc).split())[:300]
+    print(f"kaffe: internal error: {type(exc).__name__}{place}: {text} "
+          f"(this is a bug in kaffe; please report it with the command and "
+          f"its input files; --debug shows the traceback)", file=sys.stderr)
+    if comm is not None and comm.size > 1:
+        comm.abort(None, 1)
+    return 1
 
 
 def _join_workers(module):

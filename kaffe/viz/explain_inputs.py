@@ -59,7 +59,9 @@ def replace_data_layers(param, source, shapes):
         seen[layer.name] = occurrence + 1
         if not layer_included(param.state, layer):
             continue
-        if layer.type == "Input" or _is_unopenable_data(layer):
+        # A Python layer (with or without bottoms) is never built here:
+        # that would import its module, which runs the module's code.
+        if layer.type in ("Input", "Python") or _is_unopenable_data(layer):
             line = source.line(layer.name, occurrence) if source else None
             chosen.append((layer, line))
     tops = [t for layer, _ in chosen for t in layer.top]
@@ -113,8 +115,10 @@ def _check_shape(name, shape):
 def _reshape_input(layer, shapes, path, line):
     given = [shapes.get(top) for top in layer.top]
     declared = list(layer.input_param.shape)
+    if len(declared) not in (0, 1, len(layer.top)):
+        return ""               # the Input layer itself refuses this
     if not any(given):
-        if not declared:
+        if not declared and len(layer.top):  # (no tops: the net refuses it)
             raise _needs_shape(layer, layer.top[0], None, path, line,
                                "its input_param has no shape")
         return ""
@@ -138,6 +142,14 @@ def _reshape_input(layer, shapes, path, line):
 
 def _to_input(layer, shapes, path, line):
     """Replace data ``layer`` by an Input layer with the same name and tops."""
+    if not len(layer.top):
+        # A Python sink (bottoms, no tops): a Silence layer stands in, so
+        # that its module is not imported.
+        kind, module = layer.type, layer_python_module(layer)
+        layer.type = "Silence"
+        layer.ClearField("python_param")
+        return (f"{kind} layer {module} not run (module not imported); "
+                "stands in as a Silence layer", kind)
     derived, batch = _shapes_from_params(layer)
     first = shapes.get(layer.top[0])
     if first is not None:
@@ -159,6 +171,8 @@ def _to_input(layer, shapes, path, line):
         else:
             raise _needs_shape(layer, top, batch, path, line, None)
     kind, tops = layer.type, list(layer.top)
+    original = caffe_pb2.LayerParameter()
+    original.CopyFrom(layer)
     # Same name, tops and rules (the net filters it again), no data source.
     replacement = caffe_pb2.LayerParameter(
         name=layer.name, type="Input", top=tops, include=layer.include,
@@ -170,8 +184,18 @@ def _to_input(layer, shapes, path, line):
     layer.CopyFrom(replacement)
     parts = ", ".join(f"{top} {shape_text(s)} from {o}"
                       for top, s, o in zip(tops, result, origin))
+    if kind == "Python":
+        return (f"Python layer {layer_python_module(original)} not run "
+                f"(module '{original.python_param.module}' not imported); "
+                f"stands in as an Input layer: {parts}", kind)
     return (f"{kind} source not opened here; stands in as an Input layer: "
             f"{parts}", kind)
+
+
+def layer_python_module(layer):
+    """'module.Layer' that a Python layer's python_param names."""
+    p = layer.python_param
+    return f"{p.module}.{p.layer}" if p.layer else p.module
 
 
 def _param_name(layer):
@@ -210,7 +234,9 @@ def _needs_shape(layer, top, batch, path, line, why):
             why = (f"kaffe does not open {layer.type} sources to work out "
                    "shapes")
         elif layer.type == "Python":
-            why = "kaffe does not run Python data layers to work out shapes"
+            why = ("inspection does not import its module "
+                   f"'{layer.python_param.module}' to work out shapes, since "
+                   "importing a module runs its code")
         else:
             why = f"'{layer.type}' is not a layer type kaffe knows"
     flag = f"--shape {top}={example}"

@@ -145,6 +145,17 @@ def python_layer_class(layer_param, source=None):
     if not class_name:
         raise error("must name the layer class", "python_param.layer",
                     received=class_name, fix=_LAYER_FIX)
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise error("must be an absolute module name (identifiers joined by "
+                    "dots)", "python_param.module", received=module_name,
+                    expected='e.g. "my_layers" or "package.my_layers"',
+                    fix="relative imports such as '..foo' or '.x' cannot "
+                        "be resolved from a prototxt; name the module as "
+                        "`import` would")
+    if not class_name.isidentifier():
+        raise error("must be a class name (an identifier)",
+                    "python_param.layer", received=class_name,
+                    fix=_LAYER_FIX)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

@@ -56,6 +56,12 @@ class SPPLayer(Layer):
                 received=self.height,
                 fix="set pyramid_height to the number of pyramid levels")
         self.built_for = None
+        # Check every level against the input first: the first level that
+        # does not fit is refused before anything is built per level (a huge
+        # pyramid_height fails at once, at a level near log2 of the input).
+        self._check_input(bottom[0])
+        for level in range(self.height):
+            self._pooling_param(level, *bottom[0].shape[2:])
         if self.height > 1:
             self.split = SplitLayer(self._inner_param("Split"),
                                     dtype=self.dtype)
