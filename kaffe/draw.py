@@ -27,6 +27,7 @@ import subprocess
 
 from .core.errors import KaffeConfigError, KaffeError
 from .proto import caffe_pb2
+from .optional import require
 
 LAYER_STYLE_DEFAULT = {"shape": "record", "fillcolor": "#6495ED",
                        "style": "filled"}
@@ -192,13 +193,9 @@ def get_pydot_graph(caffe_net, rankdir, label_edges=True, phase=None,
                     display_lrm=False):
     """The graph as a pydot object, for scripts that want pycaffe's return
     value (needs pydot: ``pip install pydot``); get_dot_graph needs nothing."""
-    try:
-        import pydot
-    except ImportError:
-        raise KaffeError(
-            "get_pydot_graph needs the pydot package, which is not installed",
-            fix="pip install pydot, or use kaffe.draw.get_dot_graph (DOT "
-                "text) / draw_net, which need no pydot") from None
+    pydot = require("pydot", "get_pydot_graph",
+                    fix="or use kaffe.draw.get_dot_graph (DOT text) / "
+                        "draw_net, which need no pydot")
     text = get_dot_graph(caffe_net, rankdir, label_edges, phase, display_lrm)
     return pydot.graph_from_dot_data(text)[0]
 

@@ -32,6 +32,7 @@ with one CPU-bound neighbour on a 2-core machine (issue 12). So:
 import os
 import threading
 import time
+from .optional import available
 
 __all__ = ["set_num_threads", "get_num_threads", "usable_threads",
            "blas_for", "parallel_for", "parallel_chunks", "blas_available",
@@ -178,9 +179,8 @@ def usable_threads():
 
 def _blas():
     if _settings.blas is None:
-        try:
-            import threadpoolctl
-        except ImportError:
+        threadpoolctl = available("threadpoolctl")
+        if threadpoolctl is None:
             _settings.blas = False
         else:
             controllers = threadpoolctl.ThreadpoolController().select(

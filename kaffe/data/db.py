@@ -32,6 +32,7 @@ import weakref
 
 from ..core.errors import KaffeConfigError, KaffeFormatError
 from ..proto import caffe_pb2
+from ..optional import require
 
 log = logging.getLogger("kaffe")
 
@@ -139,13 +140,7 @@ def _bytes(key):
 
 # -- LMDB ---------------------------------------------------------------------
 def _lmdb():
-    try:
-        import lmdb
-    except ImportError:
-        raise KaffeConfigError(
-            "LMDB databases need the 'lmdb' package, which is not installed",
-            fix="pip install 'kaffe[data]' (or pip install lmdb)") from None
-    return lmdb
+    return require("lmdb", "an LMDB database")
 
 
 class LMDB:
@@ -306,17 +301,10 @@ class _LMDBTransaction(Transaction):
 
 # -- LevelDB ------------------------------------------------------------------
 def _plyvel():
-    try:
-        import plyvel
-    except ImportError:
-        raise KaffeConfigError(
-            "LevelDB databases need the 'plyvel' package, which is not "
-            "installed",
-            fix="pip install 'kaffe[leveldb]' (or pip install plyvel); or "
-                "convert the data to LMDB (kaffe convert_imageset / "
-                "convert_mnist_data --backend=lmdb) and set "
-                "data_param { backend: LMDB }") from None
-    return plyvel
+    return require("plyvel", "a LevelDB database",
+                   fix="or convert the data to LMDB (kaffe convert_imageset "
+                       "/ convert_mnist_data --backend=lmdb) and set "
+                       "data_param { backend: LMDB }")
 
 
 class LevelDB:

@@ -35,6 +35,7 @@ import os
 import numpy as np
 
 from ..core.errors import KaffeConfigError, KaffeFormatError
+from ..optional import require
 
 log = logging.getLogger("kaffe")
 
@@ -51,13 +52,7 @@ _PNG_R, _PNG_G, _PNG_B = 9797, 19234, 3737
 
 def pil():
     """The ``PIL.Image`` module, or a KaffeError saying how to install it."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise KaffeConfigError(
-            "reading or writing images needs Pillow, which is not installed",
-            fix="pip install 'kaffe[data]' (or pip install Pillow)") from None
-    return Image
+    return require("PIL.Image", "reading or writing images")
 
 
 def decode_image(data, mode="native", *, what="image"):

@@ -8,7 +8,7 @@ run exactly as on a live one.
 """
 import os
 
-from ..errors import KaffeConfigError
+from ..optional import require
 
 # Layer types whose second bottom holds class labels for the first bottom's
 # scores (along softmax_param.axis / accuracy_param.axis / axis 1).
@@ -131,13 +131,8 @@ def weight_shapes(path):
 
 
 def _hdf5_shapes(path):
-    try:
-        import h5py
-    except ImportError:
-        raise KaffeConfigError(
-            "is an HDF5 weight file, and reading it needs h5py",
-            field="--weights", received=path,
-            fix="pip install 'kaffe[hdf5]'") from None
+    h5py = require("h5py", "reading an HDF5 weight file", field="--weights",
+                   received=path)
     out = {}
     with h5py.File(path, "r") as f:
         data = f.get("data")

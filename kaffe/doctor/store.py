@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import KaffeConfigError, KaffeFormatError
+from ..optional import require
 
 META = "meta.json"
 STATS = "stats.jsonl"
@@ -89,14 +90,9 @@ class StatsWriter:
 
 
 def _tensorboard_writer(directory):
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        raise KaffeConfigError(
-            "needs the tensorboardX package, which is not installed",
-            field="--tensorboard",
-            fix="pip install 'kaffe[tensorboard]' (or pip install "
-                "tensorboardX), or leave out --tensorboard") from None
+    SummaryWriter = require("tensorboardX", "writing TensorBoard scalars",
+                            field="--tensorboard",
+                            fix="or leave out --tensorboard").SummaryWriter
     return SummaryWriter(os.path.join(directory, "tensorboard"))
 
 

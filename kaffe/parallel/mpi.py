@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ..errors import KaffeError
+from ..optional import require
 
 # Environment variables by which MPI launchers tell a process its world.
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE",
@@ -53,13 +54,10 @@ def mpi_module():
     blocked = {signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGINT)}
     previous = mask(signal.SIG_BLOCK, blocked) if mask else None
     try:
-        from mpi4py import MPI
-    except ImportError as e:
-        raise KaffeError(
-            f"running on several workers needs mpi4py and an MPI library, "
-            f"which cannot be imported ({e})",
-            fix='pip install "kaffe[mpi]" (mpi4py and the mpich wheel), '
-                "or pip install mpi4py against a system MPI") from None
+        MPI = require("mpi4py.MPI", "running on several workers (MPI)",
+                      error=KaffeError,
+                      fix="the mpi extra also brings the mpich wheel; or pip "
+                          "install mpi4py against a system MPI")
     finally:
         if mask:
             mask(signal.SIG_SETMASK, previous)

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import KaffeError, KaffeFormatError, KaffeShapeError
 from .io import atomic_path
+from ..optional import require
 
 log = logging.getLogger("kaffe")
 
@@ -49,14 +50,7 @@ MAX_BLOB_AXES = 32
 
 
 def _h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise KaffeError(
-            "reading or writing HDF5 weights needs the h5py package, which "
-            "is not installed",
-            fix="pip install kaffe[hdf5] (or pip install h5py)") from None
-    return h5py
+    return require("h5py", "reading or writing HDF5 weights")
 
 
 def is_hdf5(path):

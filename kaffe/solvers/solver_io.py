@@ -15,12 +15,13 @@ import os
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import KaffeError, KaffeFormatError, KaffeShapeError
+from ..errors import KaffeFormatError, KaffeShapeError
 from ..memory import check_bytes
 from ..proto import caffe_pb2
 from ..proto.io import read_binary, read_text, write_binary
 from ..proto.positions import top_level_field_lines
 from ..proto.upgrade import upgrade_snapshot_prefix, upgrade_solver_as_needed
+from ..optional import require
 
 
 # -- reading a solver definition -----------------------------------------------
@@ -280,14 +281,8 @@ def _hdf5_int(h5py, node, path, name):
 
 
 def _import_h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise KaffeError(
-            "HDF5 snapshots need the h5py package, which is not installed",
-            fix="pip install kaffe[hdf5] (or pip install h5py), or use "
-                "snapshot_format: BINARYPROTO") from None
-    return h5py
+    return require("h5py", "an HDF5 snapshot",
+                   fix="or use snapshot_format: BINARYPROTO")
 
 
 def _write_hdf5_string(h5py, group, name, text):

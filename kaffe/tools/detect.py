@@ -107,12 +107,8 @@ def detections_in_pixels(rows, width, height, threshold):
 def image_format(path):
     """Pillow's format name for ``path``'s extension (checked up front)."""
     from ..core.errors import KaffeConfigError
-    try:
-        from PIL import Image
-    except ImportError:
-        raise KaffeConfigError(
-            "needs Pillow to write the image", field="--output",
-            fix="pip install 'kaffe[data]' (or Pillow)") from None
+    from ..optional import require
+    Image = require("PIL.Image", "writing the image", field="--output")
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise KaffeConfigError("has an image extension Pillow cannot write",

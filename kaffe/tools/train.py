@@ -198,10 +198,11 @@ class _progress_bar:
     def __enter__(self):
         if not self.enabled:
             return self
-        try:
-            from tqdm import tqdm
-        except ImportError:
+        from ..optional import available
+        tqdm_module = available("tqdm")
+        if tqdm_module is None:
             return self
+        tqdm = tqdm_module.tqdm
         from .logging_setup import logs_written_by
         solver = self.solver
         total = solver.param.max_iter

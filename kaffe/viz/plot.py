@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..core.errors import KaffeError
+from ..optional import require
 
 log = logging.getLogger("kaffe")
 
@@ -59,8 +60,6 @@ X_AXES = ("iterations", "seconds")
 YLABELS = {"Loss": "loss", "Learning rate": "learning rate"}
 LOG_HINT = ("give the log that `kaffe train` or `caffe train` wrote to stderr "
             "(e.g. `kaffe train --solver solver.prototxt 2> train.log`)")
-VIZ_FIX = ('install kaffe[viz] (pip install "kaffe[viz]", or pip install '
-           "matplotlib)")
 
 
 @dataclass
@@ -396,9 +395,4 @@ def _spans_decades(group):
 
 def _matplotlib_figure():
     """matplotlib's Figure class (no pyplot: no global state, no GUI)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise KaffeError("drawing training curves needs matplotlib, which is "
-                         "not installed", fix=VIZ_FIX) from None
-    return Figure
+    return require("matplotlib.figure", "drawing training curves").Figure

@@ -3,26 +3,20 @@ import logging
 
 import numpy as np
 
-from ...core.errors import KaffeConfigError, KaffeError, KaffeFormatError
+from ...core.errors import KaffeError, KaffeFormatError
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...data.transformer import child_generator
 from ...parallel.context import data_shard, next_kept
 from .base_data import located
+from ...optional import require
 
 log = logging.getLogger("kaffe")
 
 
 def h5py_module():
     """The h5py module, or a KaffeError saying how to install it."""
-    try:
-        import h5py
-    except ImportError:
-        raise KaffeConfigError(
-            "HDF5Data/HDF5Output need the h5py package, which is not "
-            "installed", fix="pip install 'kaffe[data]' (or pip install "
-                             "h5py)") from None
-    return h5py
+    return require("h5py", "HDF5Data/HDF5Output")
 
 
 def read_file_list(source):

@@ -25,6 +25,8 @@ import pathlib
 
 import numpy as np
 
+from ...optional import available
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 
 TINY_NET = """name: "tiny"
@@ -194,11 +196,7 @@ def build_corpus(folder):
 
     snapshots = folder / "snapshots"
     snapshots.mkdir(exist_ok=True)
-    try:
-        import h5py  # noqa: F401
-        have_h5 = True
-    except ImportError:
-        have_h5 = False
+    have_h5 = available("h5py") is not None
     formats = ["BINARYPROTO"] + (["HDF5"] if have_h5 else [])
     for fmt in formats:
         solver_path = folder / f"solver_{fmt.lower()}.prototxt"
@@ -222,11 +220,7 @@ def build_corpus(folder):
         rng.uniform(0, 255, (1, 3, 6, 6)).astype(np.float32)), str(mean))
     seeds["mean"].append(str(mean))
 
-    try:
-        import lmdb  # noqa: F401
-        have_lmdb = True
-    except ImportError:
-        have_lmdb = False
+    have_lmdb = available("lmdb") is not None
     if have_lmdb:
         records = [kaffe.io.array_to_datum(
             rng.integers(0, 255, (1, 6, 6)).astype(np.uint8), label=i % 2)
