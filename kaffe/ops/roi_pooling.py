@@ -25,6 +25,14 @@ def _roi_bins(start, length, pooled, dtype):
             np.ceil((i + 1) * bin_size).astype(np.int64) + start)
 
 
+def _window_index(starts, ends, pad):
+    """(K, longest) indices of K windows [start, end), each padded with the
+    index ``pad`` (a sentinel row or column) to the longest length."""
+    longest = int((ends - starts).max())
+    index = starts[:, None] + np.arange(longest)[None, :]
+    return np.where(index < ends[:, None], index, pad)
+
+
 def roi_pool_forward(x, rois, pooled_h, pooled_w, spatial_scale):
     """Max over each bin of each region: (top, argmax).
 
@@ -34,7 +42,8 @@ def roi_pool_forward(x, rois, pooled_h, pooled_w, spatial_scale):
     Returns:
         top (R, C, pooled_h, pooled_w) — 0 for an empty bin — and argmax,
         the flat h · W + w index in the region's image and channel of each
-        maximum (the first in row-major order), -1 for an empty bin.
+        maximum (the first in row-major order, as the fork's scan with a
+        strict > finds it), -1 for an empty bin.
     """
     n, c, h, w = x.shape
     dtype = x.dtype
@@ -44,24 +53,42 @@ def roi_pool_forward(x, rois, pooled_h, pooled_w, spatial_scale):
     for r, roi in enumerate(rois.astype(dtype, copy=False)):
         b = int(roi[0])
         x1, y1, x2, y2 = (int(round_half_away(v * scale)) for v in roi[1:5])
-        roi_h = max(y2 - y1 + 1, 1)
-        roi_w = max(x2 - x1 + 1, 1)
-        hs, he = _roi_bins(y1, roi_h, pooled_h, dtype)
-        ws, we = _roi_bins(x1, roi_w, pooled_w, dtype)
+        hs, he = _roi_bins(y1, max(y2 - y1 + 1, 1), pooled_h, dtype)
+        ws, we = _roi_bins(x1, max(x2 - x1 + 1, 1), pooled_w, dtype)
         hs, he = np.clip(hs, 0, h), np.clip(he, 0, h)
         ws, we = np.clip(ws, 0, w), np.clip(we, 0, w)
-        image = x[b]
-        for ph in range(pooled_h):
-            for pw in range(pooled_w):
-                if he[ph] <= hs[ph] or we[pw] <= ws[pw]:
-                    continue
-                window = image[:, hs[ph]:he[ph], ws[pw]:we[pw]]
-                flat = window.reshape(c, -1)
-                best = flat.argmax(axis=1)
-                top[r, :, ph, pw] = flat[np.arange(c), best]
-                bw = we[pw] - ws[pw]
-                argmax[r, :, ph, pw] = ((hs[ph] + best // bw) * w
-                                        + ws[pw] + best % bw)
+        rows = np.flatnonzero(he > hs)
+        cols = np.flatnonzero(we > ws)
+        if not rows.size or not cols.size:
+            continue
+        r0, r1 = hs[rows].min(), he[rows].max()
+        c0, c1 = ws[cols].min(), we[cols].max()
+        region = x[b, :, r0:r1, c0:c1]
+        # Separable: the max over each bin's columns, row by row (first
+        # column on ties), then over its rows (first row on ties): the
+        # row-major first maximum. Bins are gathered into equal-length
+        # windows padded with a -inf row/column.
+        col_index = _window_index(ws[cols] - c0, we[cols] - c0, c1 - c0)
+        padded = np.concatenate(
+            [region, np.full(region.shape[:2] + (1,), -np.inf, dtype)], 2)
+        windows = padded[:, :, col_index]            # (C, rows, J, bw)
+        col_best = windows.argmax(axis=3)            # (C, rows, J)
+        col_max = np.take_along_axis(windows, col_best[..., None],
+                                     axis=3)[..., 0]
+        row_index = _window_index(hs[rows] - r0, he[rows] - r0, r1 - r0)
+        col_max = np.concatenate(
+            [col_max, np.full((c, 1, len(cols)), -np.inf, dtype)], 1)
+        windows = col_max[:, row_index]              # (C, I, bh, J)
+        row_best = windows.argmax(axis=2)            # (C, I, J)
+        best = np.take_along_axis(windows, row_best[:, :, None],
+                                  axis=2)[:, :, 0]
+        row = row_index[np.arange(len(rows))[None, :, None], row_best]
+        col = np.take_along_axis(
+            np.concatenate([col_best, np.zeros((c, 1, len(cols)), int)], 1),
+            row, axis=1)
+        top[r][:, rows[:, None], cols[None, :]] = best
+        argmax[r][:, rows[:, None], cols[None, :]] = (
+            (row + r0) * w + col + ws[cols][None, None, :])
     return top, argmax
 
 
@@ -80,70 +107,79 @@ def roi_pool_backward(dy, argmax, rois, x_shape):
     return dx.reshape(x_shape)
 
 
-def psroi_bins(roi, spatial_scale, group_size, height, width, dtype):
-    """R-FCN's bins of one region: (hstart, hend, wstart, wend) arrays of
-    ``group_size`` entries, clipped to the feature map."""
+def psroi_bins(rois, spatial_scale, group_size, height, width, dtype):
+    """R-FCN's bins of every region: (hstart, hend, wstart, wend), each
+    (R, group_size), clipped to the feature map."""
     scale = dtype.type(spatial_scale)
-    rounded = round_half_away(roi[1:5].astype(dtype))
-    start_w = dtype.type(rounded[0]) * scale
-    start_h = dtype.type(rounded[1]) * scale
-    end_w = dtype.type(rounded[2] + 1.0) * scale
-    end_h = dtype.type(rounded[3] + 1.0) * scale
-    roi_w = max(end_w - start_w, dtype.type(0.1))
-    roi_h = max(end_h - start_h, dtype.type(0.1))
-    bin_h = roi_h / dtype.type(group_size)
-    bin_w = roi_w / dtype.type(group_size)
-    i = np.arange(group_size, dtype=dtype)
-    hs = np.floor(i * bin_h + start_h).astype(np.int64)
-    he = np.ceil((i + 1) * bin_h + start_h).astype(np.int64)
-    ws = np.floor(i * bin_w + start_w).astype(np.int64)
-    we = np.ceil((i + 1) * bin_w + start_w).astype(np.int64)
+    rounded = round_half_away(rois[:, 1:5].astype(dtype))
+    start_w = rounded[:, 0].astype(dtype) * scale
+    start_h = rounded[:, 1].astype(dtype) * scale
+    end_w = (rounded[:, 2] + dtype.type(1.0)).astype(dtype) * scale
+    end_h = (rounded[:, 3] + dtype.type(1.0)).astype(dtype) * scale
+    roi_w = np.maximum(end_w - start_w, dtype.type(0.1))
+    roi_h = np.maximum(end_h - start_h, dtype.type(0.1))
+    bin_h = (roi_h / dtype.type(group_size))[:, None]
+    bin_w = (roi_w / dtype.type(group_size))[:, None]
+    i = np.arange(group_size, dtype=dtype)[None, :]
+    hs = np.floor(i * bin_h + start_h[:, None]).astype(np.int64)
+    he = np.ceil((i + 1) * bin_h + start_h[:, None]).astype(np.int64)
+    ws = np.floor(i * bin_w + start_w[:, None]).astype(np.int64)
+    we = np.ceil((i + 1) * bin_w + start_w[:, None]).astype(np.int64)
     return (np.clip(hs, 0, height), np.clip(he, 0, height),
             np.clip(ws, 0, width), np.clip(we, 0, width))
 
 
+def _psroi_index(rois, x_shape, spatial_scale, output_dim, group_size,
+                 dtype):
+    """Per (region, output channel, gh, gw): the image, the input channel,
+    the bin's corners (broadcast to that shape) and its area."""
+    n, c, h, w = x_shape
+    g = group_size
+    hs, he, ws, we = psroi_bins(rois, spatial_scale, g, h, w, dtype)
+    shape = (len(rois), output_dim, g, g)
+    image = np.broadcast_to(rois[:, 0].astype(np.int64)[:, None, None, None],
+                            shape)
+    channel = np.broadcast_to(
+        ((np.arange(output_dim)[:, None, None] * g
+          + np.arange(g)[None, :, None]) * g
+         + np.arange(g)[None, None, :])[None], shape)
+    hs, he = (np.broadcast_to(a[:, None, :, None], shape) for a in (hs, he))
+    ws, we = (np.broadcast_to(a[:, None, None, :], shape) for a in (ws, we))
+    area = np.maximum(he - hs, 0) * np.maximum(we - ws, 0)
+    return image, channel, hs, he, ws, we, area
+
+
 def psroi_pool_forward(x, rois, spatial_scale, output_dim, group_size):
     """Average of bin (gh, gw) of each region, read from channel
-    (ctop · group_size + gh) · group_size + gw: (R, output_dim, G, G)."""
+    (ctop · group_size + gh) · group_size + gw: (R, output_dim, G, G).
+
+    Bin sums come from summed-area tables (in float64), not the fork's
+    element-by-element float sum: the same value up to rounding."""
     n, c, h, w = x.shape
-    g = group_size
     dtype = x.dtype
-    top = np.zeros((rois.shape[0], output_dim, g, g), dtype=dtype)
-    channels = (np.arange(output_dim)[:, None, None] * g
-                + np.arange(g)[None, :, None]) * g + np.arange(g)[None, None, :]
-    for r, roi in enumerate(rois):
-        b = int(roi[0])
-        hs, he, ws, we = psroi_bins(roi, spatial_scale, g, h, w, dtype)
-        for gh in range(g):
-            for gw in range(g):
-                area = (he[gh] - hs[gh]) * (we[gw] - ws[gw])
-                if he[gh] <= hs[gh] or we[gw] <= ws[gw]:
-                    continue
-                window = x[b, channels[:, gh, gw], hs[gh]:he[gh],
-                           ws[gw]:we[gw]]
-                top[r, :, gh, gw] = window.sum(axis=(1, 2)) / dtype.type(area)
-    return top
+    image, channel, hs, he, ws, we, area = _psroi_index(
+        rois, x.shape, spatial_scale, output_dim, group_size, dtype)
+    table = np.zeros((n, c, h + 1, w + 1), dtype=np.float64)
+    np.cumsum(np.cumsum(x, axis=2, dtype=np.float64), axis=3,
+              out=table[:, :, 1:, 1:])
+    total = (table[image, channel, he, we] - table[image, channel, hs, we]
+             - table[image, channel, he, ws] + table[image, channel, hs, ws])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(area > 0, total / np.maximum(area, 1), 0.0)
+    return out.astype(dtype)
 
 
 def psroi_pool_backward(dy, rois, x_shape, spatial_scale, group_size):
     """Each bin's diff, divided by the bin's area, to every input element of
-    the bin."""
+    the bin (added through a 2-D difference table, then integrated)."""
     n, c, h, w = x_shape
-    g = group_size
-    output_dim = dy.shape[1]
     dtype = dy.dtype
-    dx = np.zeros(x_shape, dtype=dtype)
-    channels = (np.arange(output_dim)[:, None, None] * g
-                + np.arange(g)[None, :, None]) * g + np.arange(g)[None, None, :]
-    for r, roi in enumerate(rois):
-        b = int(roi[0])
-        hs, he, ws, we = psroi_bins(roi, spatial_scale, g, h, w, dtype)
-        for gh in range(g):
-            for gw in range(g):
-                if he[gh] <= hs[gh] or we[gw] <= ws[gw]:
-                    continue
-                area = dtype.type((he[gh] - hs[gh]) * (we[gw] - ws[gw]))
-                share = dy[r, :, gh, gw] / area
-                dx[b, channels[:, gh, gw], hs[gh]:he[gh],
-                   ws[gw]:we[gw]] += share[:, None, None]
-    return dx
+    image, channel, hs, he, ws, we, area = _psroi_index(
+        rois, x_shape, spatial_scale, dy.shape[1], group_size, dtype)
+    share = np.where(area > 0, dy / np.maximum(area, 1), 0.0)
+    corners = np.zeros((n, c, h + 1, w + 1), dtype=np.float64)
+    for rows, cols, sign in ((hs, ws, 1), (hs, we, -1), (he, ws, -1),
+                             (he, we, 1)):
+        np.add.at(corners, (image, channel, rows, cols), sign * share)
+    dx = np.cumsum(np.cumsum(corners, axis=2), axis=3)[:, :, :h, :w]
+    return dx.astype(dtype)

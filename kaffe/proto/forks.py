@@ -80,6 +80,7 @@ FORK_FIELDS = OrderedDict([
     (("LayerParameter", "interp_param"), ("deeplab", 162, 143)),
     (("PoolingParameter", "ceil_mode"), ("pr3057", 10013, 13)),
     (("DropoutParameter", "scale_train"), ("fast-rcnn", 2, 2)),
+    (("DropoutParameter", "sample_weights_test"), ("segnet", 10002, 2)),
     (("TransformationParameter", "resize_param"), ("ssd", 8, 8)),
     (("TransformationParameter", "noise_param"), ("ssd", 9, 9)),
     (("TransformationParameter", "emit_constraint"), ("ssd", 10, 10)),
@@ -92,6 +93,12 @@ FORK_FIELDS = OrderedDict([
     (("PriorBoxParameter", "width"), ("opencv", 16, 16)),
     (("PriorBoxParameter", "height"), ("opencv", 17, 17)),
     (("DetectionOutputParameter", "normalized_bbox"), ("opencv", 10010, 10)),
+    # PSPNet's fields of the BN message it shares with SegNet.
+    (("BNParameter", "slope_filler"), ("deeplab", 10001, 1)),
+    (("BNParameter", "bias_filler"), ("deeplab", 10002, 2)),
+    (("BNParameter", "momentum"), ("deeplab", 10003, 3)),
+    (("BNParameter", "eps"), ("deeplab", 4, 4)),
+    (("BNParameter", "frozen"), ("deeplab", 5, 5)),
 ])
 
 

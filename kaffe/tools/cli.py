@@ -44,6 +44,9 @@ COMMANDS = {
     "upgrade_net_proto_binary": "upgrade_net_proto_binary",
     "classify": "classify",
     "detect": "detect",
+    "export": "export",
+    "import": "import_",
+    "doctor": "doctor",
 }
 
 

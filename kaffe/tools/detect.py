@@ -104,16 +104,28 @@ def detections_in_pixels(rows, width, height, threshold):
     return found
 
 
-def draw_boxes(path, image, detections, names):
-    """Write ``image`` (RGB [0, 1]) with the detections' boxes to ``path``."""
+def image_format(path):
+    """Pillow's format name for ``path``'s extension (checked up front)."""
     from ..core.errors import KaffeConfigError
     try:
-        from PIL import Image, ImageDraw
+        from PIL import Image
     except ImportError:
         raise KaffeConfigError(
             "needs Pillow to write the image", field="--output",
             fix="pip install 'kaffe[data]' (or Pillow)") from None
+    fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    if fmt is None:
+        raise KaffeConfigError("has an image extension Pillow cannot write",
+                               field="--output", received=path,
+                               fix="use .jpg or .png")
+    return fmt
+
+
+def draw_boxes(path, image, detections, names):
+    """Write ``image`` (RGB [0, 1]) with the detections' boxes to ``path``."""
+    fmt = image_format(path)
     import numpy as np
+    from PIL import Image, ImageDraw
 
     from ..proto.io import atomic_path
     picture = Image.fromarray(
@@ -124,12 +136,6 @@ def draw_boxes(path, image, detections, names):
         pen.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=width)
         text = f"{names.get(label, label)} {score:.2f}"
         pen.text((x1 + width, max(0, y1 - 12)), text, fill=(0, 255, 0))
-    extension = os.path.splitext(path)[1].lower()
-    fmt = Image.registered_extensions().get(extension)
-    if fmt is None:
-        raise KaffeConfigError("has an image extension Pillow cannot write",
-                               field="--output", received=path,
-                               fix="use .jpg or .png")
     with atomic_path(path) as tmp:
         picture.save(tmp, format=fmt)
 
@@ -140,6 +146,8 @@ def run(args):
     from ..io import load_image
     mean = parse_mean(args.mean)
     names = label_names(args.labels)
+    if args.output:
+        image_format(args.output)
     net = Net(args.model, TEST, weights=args.weights)
     image_input = net.inputs[0]
     blob = args.output_blob or net.outputs[0]

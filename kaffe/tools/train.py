@@ -19,7 +19,8 @@ import logging
 import signal
 import sys
 
-from .flags import add_net_state_flags, add_value_flag, stages
+from .flags import add_bool_flag, add_net_state_flags, add_value_flag, \
+    stages
 
 HELP = "train a net with a solver (caffe train)"
 PARALLEL = True
@@ -51,6 +52,13 @@ def add_arguments(parser):
     add_value_flag(parser, "sighup_effect", choices=EFFECTS,
                    default="snapshot",
                    help="what SIGHUP does (default snapshot)")
+    add_value_flag(parser, "stats", metavar="DIR",
+                   help="record per-layer activation, gradient and weight "
+                        "statistics every `display` iterations into DIR "
+                        "(for kaffe doctor --stats and kaffe viz --stats)")
+    add_bool_flag(parser, "tensorboard",
+                  help="with --stats: also write them as TensorBoard "
+                       "scalars under DIR/tensorboard (needs tensorboardX)")
     add_value_flag(parser, "progress", choices=("auto", "always", "never"),
                    default="auto",
                    help="progress bar: auto (on a terminal, if tqdm is "
@@ -97,7 +105,8 @@ def run(args):
             actions.target = nccl
         log.info("Starting Optimization")
         progress = args.progress if root_solver() else "never"
-        with _progress_bar(solver, progress):
+        with _progress_bar(solver, progress), \
+                _statistics(solver, param, args, root_solver()):
             solver.solve()
     log.info("Optimization Done.")
     return 0
@@ -117,6 +126,31 @@ def _data_parallel(solver):
     if solver.param.layer_wise_reduce:
         solver.net.after_backward(nccl)
     return nccl
+
+
+class _statistics:
+    """With --stats DIR: a kaffe.doctor Recorder on the train net, writing
+    every `display`-th iteration's statistics to DIR."""
+
+    def __init__(self, solver, param, args, root=True):
+        self.writer = None
+        if args.stats and root:
+            # Under mpiexec only worker 0 records (as only it logs).
+            from ..doctor.record import record_training
+            self.writer = record_training(solver, param, args.stats,
+                                          tensorboard=args.tensorboard)
+        elif args.tensorboard:
+            from ..core.errors import KaffeConfigError
+            raise KaffeConfigError("needs --stats DIR (the scalars are "
+                                   "written under DIR/tensorboard)",
+                                   field="--tensorboard")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.close()
 
 
 class _signal_actions:

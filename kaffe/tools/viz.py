@@ -59,8 +59,13 @@ def _swap(text):
 
 def add_arguments(parser):
     from .explain import _stages, parse_shape
-    parser.add_argument("net", metavar="NET.prototxt",
-                        help="the net definition")
+    parser.add_argument("net", metavar="NET.prototxt", nargs="?",
+                        help="the net definition (with --stats: default "
+                             "the train net recorded there)")
+    parser.add_argument("--stats", metavar="DIR",
+                        help="also draw the per-layer statistics that "
+                             "kaffe train --stats DIR recorded, over the "
+                             "iterations, with kaffe doctor's findings")
     parser.add_argument("-o", "--output", required=True,
                         metavar="REPORT.html", help="the page to write")
     parser.add_argument("--weights", metavar="W.caffemodel",
@@ -138,6 +143,29 @@ def budget_for(max_mb):
     return Budget(map_pixels=int(max_mb * 1e6 * 0.75))
 
 
+def _recorded_net(directory):
+    """(the train net file a --stats directory holds, the shapes of its
+    data layers' tops as recorded)."""
+    from ..core.errors import KaffeConfigError
+    from ..doctor import read_run
+    from ..doctor.describe import DATA_TYPES
+    run = read_run(directory)
+    name = run.meta.get("net_file")
+    path = os.path.join(directory, name) if name else None
+    if path is None or not os.path.isfile(path):
+        raise KaffeConfigError(
+            "holds no train net definition", field="--stats",
+            received=directory, fix="pass the net: kaffe viz NET.prototxt "
+                                    "--stats DIR -o page.html")
+    shapes = {}
+    for layer in run.layers:
+        if layer["type"] in DATA_TYPES:
+            for top in layer["tops"]:
+                if top in run.net["blobs"]:
+                    shapes[top] = tuple(run.net["blobs"][top])
+    return path, shapes
+
+
 def run(args):
     from ..core.errors import KaffeConfigError
     from ..proto.io import atomic_write
@@ -145,6 +173,18 @@ def run(args):
     from ..viz.report import Preprocess, build_report
     from .explain import collect_shapes
     shapes = collect_shapes(args.shape)
+    training = None
+    if args.stats:
+        from ..viz.training import load_training
+        training = load_training(args.stats)
+        if args.net is None:
+            args.net, recorded_shapes = _recorded_net(args.stats)
+            args.phase = "TRAIN"
+            shapes = dict(recorded_shapes, **shapes)
+    if args.net is None:
+        raise KaffeConfigError("is required (or --stats DIR of a recorded "
+                               "run)", field="NET.prototxt",
+                               fix="pass the net definition to draw")
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         raise KaffeConfigError(f"names a folder that does not exist: "
@@ -164,6 +204,7 @@ def run(args):
                           preprocess=preprocess,
                           budget=budget_for(args.max_mb), level=args.level,
                           stages=args.stage)
+    report.training = training
     page = render(report)
     atomic_write(args.output, page)
     size = len(page.encode("utf-8"))

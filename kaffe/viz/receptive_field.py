@@ -54,6 +54,15 @@ def propagate_rf(layer, bottoms, bottom_blobs, tops, top_blobs, blob_rf):
                for r in known[:n]]
         unknown = any(o is None and r is not None for o, r in zip(out, known))
         return out, unknown
+    rule = getattr(layer, "receptive_field_rule", None)
+    if rule is not None:
+        # A layer may publish its rule: "elementwise" (same position),
+        # "whole" (the whole input), "no_layout" (values no longer laid out
+        # like the input) or "none" (depends on no input value).
+        merged = _merge(present)
+        return [{"elementwise": merged, "whole": _whole(merged),
+                 "no_layout": _no_layout(merged), "none": None}[rule]] * n, \
+            False
     if is_inner_product(layer) or isinstance(layer, LossLayer) or kind in (
             "Accuracy", "SoftmaxWithLoss", "SPP"):
         return [_whole(_merge(present))] * n, False

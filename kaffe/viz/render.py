@@ -17,6 +17,7 @@ from .render_graph import escape as _e
 from .render_graph import graph_svg
 from .report import (GAP_INDEX, LEVELS, NAN_COLOUR, NAN_INDEX, ZERO_INDEX,
                      colour_of, fraction_text, palette, shape_text)
+from .training import layer_training_block, training_card
 
 # One line on what a layer type computes, where explain has no formula.
 WHAT = {
@@ -70,7 +71,7 @@ def render(report):
         "script": _resource("report.js"),
         "sidebar": _sidebar(report),
         "header": _header(report),
-        "overview": _overview(report),
+        "overview": _overview(report) + training_card(report.training),
         "sections": "\n".join(_section(report, v) for v in report.layers
                               if not v.hidden),
         "footer": _footer(),
@@ -312,6 +313,7 @@ def _section(report, v):
     if v.params:
         blocks.append(_params_block(v))
     blocks.append(_tops_block(v))
+    blocks.append(layer_training_block(report.training, v.name))
     notes = "".join(f'<p class="note">{_e(n)}</p>' for n in v.notes)
     return (f'<section class="layer" id="L{v.index}" data-index="{v.index}">'
             + "".join(blocks) + notes

@@ -317,6 +317,7 @@ class VizReport:
     budget: Budget
     image_input: Optional[str]  # the blob that receives images
     notes: list = field(default_factory=list)
+    training: object = None     # kaffe.viz.training.TrainingStats or None
 
 
 

@@ -95,9 +95,19 @@ def test_explain_draw_and_viz_read_the_fork_net(tmp_path, capsys):
             "+ 1 max_size = 4 priors per cell; 38×38 cells × 4 = 5776 "
             "boxes") in text
     assert "score > 0.01, best 400, NMS IoU > 0.45 suppressed" in text
+    # every fork layer publishes its receptive-field rule
+    assert "receptive fields stop" not in text
     dot = tmp_path / "res10.dot"
     assert kaffe_main(["draw", str(DEPLOY), str(dot)]) == 0
     assert "DetectionOutput" in dot.read_text()
     report = tmp_path / "res10.html"
     assert kaffe_main(["viz", str(DEPLOY), "-o", str(report)]) == 0
     assert "detection_out" in report.read_text()
+
+
+def test_kaffe_detect_checks_the_output_name_first(tmp_path, capsys):
+    status = kaffe_main(["detect", str(DEPLOY), str(WEIGHTS), str(PHOTO),
+                         "-o", str(tmp_path / "boxes.unknown")])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "boxes.unknown" in err

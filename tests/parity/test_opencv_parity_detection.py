@@ -259,3 +259,70 @@ def test_res10_face_detector_gives_opencvs_detections():
     np.testing.assert_allclose(confident[:, 3:],
                                theirs[theirs[:, 2] > 0.5][:, 3:], atol=1e-4)
     check_detections(ours, theirs, "detection_out")
+
+
+TINY_FASTER_RCNN = inputs(data=(1, 3, 64, 80), im_info=(1, 3)) + """
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 8 kernel_size: 3 stride: 4 pad: 1
+    weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
+  convolution_param { num_output: 8 kernel_size: 3 stride: 4 pad: 1
+    weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "rpn_cls_score" type: "Convolution" bottom: "conv2"
+  top: "rpn_cls_score" convolution_param { num_output: 18 kernel_size: 1
+    weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "rpn_bbox_pred" type: "Convolution" bottom: "conv2"
+  top: "rpn_bbox_pred" convolution_param { num_output: 36 kernel_size: 1
+    weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "rpn_cls_score_reshape" type: "Reshape" bottom: "rpn_cls_score"
+  top: "rpn_cls_score_reshape"
+  reshape_param { shape { dim: 0 dim: 2 dim: -1 dim: 0 } } }
+layer { name: "rpn_cls_prob" type: "Softmax" bottom: "rpn_cls_score_reshape"
+  top: "rpn_cls_prob" }
+layer { name: "rpn_cls_prob_reshape" type: "Reshape" bottom: "rpn_cls_prob"
+  top: "rpn_cls_prob_reshape"
+  reshape_param { shape { dim: 0 dim: 18 dim: -1 dim: 0 } } }
+layer { name: "proposal" type: "Python" bottom: "rpn_cls_prob_reshape"
+  bottom: "rpn_bbox_pred" bottom: "im_info" top: "rois"
+  python_param { module: "rpn.proposal_layer" layer: "ProposalLayer"
+    param_str: "'feat_stride': 16" } }
+layer { name: "roi_pool" type: "ROIPooling" bottom: "conv2" bottom: "rois"
+  top: "pool" roi_pooling_param { pooled_w: 3 pooled_h: 3
+    spatial_scale: 0.0625 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc"
+  inner_product_param { num_output: 5
+    weight_filler { type: "gaussian" std: 0.3 } } }
+"""
+
+
+def test_faster_rcnn_with_py_faster_rcnns_python_proposal(tmp_path):
+    # kaffe serves the Python layer itself; OpenCV's importer cannot, so its
+    # copy of the net names OpenCV's Proposal with the same settings.
+    net, prototxt, weights = saved_random_net(tmp_path, "faster_rcnn",
+                                              TINY_FASTER_RCNN)
+    opencv_text = TINY_FASTER_RCNN.replace(
+        'type: "Python"', 'type: "Proposal"').replace(
+        """python_param { module: "rpn.proposal_layer" layer: "ProposalLayer"
+    param_str: "'feat_stride': 16" }""",
+        "proposal_param { feat_stride: 16 ratio: 0.5 ratio: 1 ratio: 2 "
+        "scale: 8 scale: 16 scale: 32 }")
+    assert "Proposal" in opencv_text and "python_param" not in opencv_text
+    opencv_prototxt = tmp_path / "faster_rcnn_opencv.prototxt"
+    opencv_prototxt.write_text(opencv_text)
+    rng = np.random.default_rng(5)
+    feed = {"data": rng.uniform(-1, 1, (1, 3, 64, 80)).astype(np.float32),
+            "im_info": np.array([[64, 80, 1.0]], dtype=np.float32)}
+    reference = opencv_net(opencv_prototxt, weights, feed)
+    for name, value in feed.items():
+        net.blobs[name].data[...] = value
+    net.forward()
+    layers = ["rpn_cls_prob_reshape", "proposal", "roi_pool", "fc"]
+    results = dict(zip(layers, reference.forwardAndRetrieve(layers)))
+    rows = len(net.blobs["rois"].data)
+    assert rows > 1
+    for name in layers:
+        ours = net.blobs[net.top_names[name][0]].data
+        theirs = results[name][0]
+        if name != "rpn_cls_prob_reshape":      # OpenCV pads to 300 rois
+            theirs = theirs.reshape((-1,) + ours.shape[1:])[:rows]
+        assert_close(ours, theirs, name)

@@ -6,14 +6,15 @@ One small net in the style of the fork nets (a ShuffleNet unit with a
 depthwise convolution, a DeepLab Interp head, an SE block with Axpy,
 DenseNet-style ``ceil_mode: false`` pooling) is saved with kaffe's random
 weights and read back by ``cv2.dnn.readNetFromCaffe``; every layer's output
-must match kaffe's blob. Two OpenCV limits shape the net:
+must match kaffe's blob. Where OpenCV's importer differs:
 
-- OpenCV reads ``ConvolutionDepthwise`` as a Convolution and takes its
-  ``group`` from the prototxt, so the layer states ``group`` (the fork
-  ignores it). For Interp OpenCV agrees on zoom_factor and height/width,
-  but refuses shrink_factor alone and ignores pad_beg/pad_end and a
-  shrink_factor given with zoom_factor (different output sizes); those are
-  tested against the fork's loop in tests/layers/vision.
+- OpenCV reads ``ConvolutionDepthwise`` as a Convolution whose group it
+  infers from the (C, 1, k, k) weights, so, as in ShuffleNet's own files,
+  the layer states no group.
+- For Interp OpenCV agrees on zoom_factor and height/width, but refuses
+  shrink_factor alone and ignores pad_beg/pad_end and a shrink_factor given
+  with zoom_factor (different output sizes); those are tested against the
+  fork's loop in tests/layers/vision.
 - OpenCV's importer computes Axpy as a·bottom[2] + bottom[1], while the
   SENet fork (``axpy_layer.cpp``) and kaffe compute a·bottom[1] +
   bottom[2]. OpenCV gets the prototxt with the last two bottoms swapped,
@@ -40,7 +41,7 @@ layer {{ name: "gconv" type: "Convolution" bottom: "data" top: "gconv"
 layer {{ name: "shuffle" type: "ShuffleChannel" bottom: "gconv" top: "shuffle"
         shuffle_channel_param {{ group: 2 }} }}
 layer {{ name: "dw" type: "ConvolutionDepthwise" bottom: "shuffle" top: "dw"
-        convolution_param {{ num_output: 8 group: 8 kernel_size: 3 pad: 1
+        convolution_param {{ num_output: 8 kernel_size: 3 pad: 1
                             stride: 2 {FILL} }} }}
 layer {{ name: "relu6" type: "ReLU6" bottom: "dw" top: "relu6" }}
 layer {{ name: "zoom" type: "Interp" bottom: "relu6" top: "zoom"

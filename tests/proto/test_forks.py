@@ -267,3 +267,27 @@ def test_fork_of():
     assert fork_of("PoolingParameter", "ceil_mode") == "pr3057"
     assert fork_of("PoolingParameter", "round_mode") is None
     assert fork_of("ConvolutionParameter") is None
+
+
+def test_a_real_ssd_caffemodel_reads_its_fork_fields():
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..",
+                        "shared", "models", "res10_ssd",
+                        "res10_300x300_ssd_iter_140000.caffemodel")
+    if not os.path.isfile(path):
+        pytest.skip("../shared/models/res10_ssd is not here")
+    with open(path, "rb") as f:
+        net = caffe_pb2.NetParameter.FromString(f.read())
+    layers = {}
+    for layer in net.layer:                 # the first layer of each type
+        layers.setdefault(layer.type, layer)
+    # Written by the SSD fork: its training layers are in the file too.
+    prior = layers["PriorBox"].prior_box_param
+    assert list(prior.min_size) == [30] and prior.step == 8
+    loss = layers["MultiBoxLoss"].multibox_loss_param          # number 201
+    assert loss.num_classes == 2
+    assert loss.code_type == caffe_pb2.PriorBoxParameter.CENTER_SIZE
+    data = layers["AnnotatedData"]
+    assert data.transform_param.resize_param.height == 300
+    assert len(data.annotated_data_param.batch_sampler) > 0
+    assert layers["Normalize"].norm_param.channel_shared is False

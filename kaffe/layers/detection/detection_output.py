@@ -1,5 +1,7 @@
 """DetectionOutput (SSD fork, weiliu89/caffe ssd branch): decode SSD's box
 predictions and keep the best boxes per class by non-maximum suppression."""
+import logging
+
 import numpy as np
 
 from kaffe.core.layer import Layer
@@ -9,6 +11,7 @@ from kaffe.proto import caffe_pb2
 
 FIELD = "detection_output_param"
 _CODE = caffe_pb2.PriorBoxParameter.CodeType
+log = logging.getLogger("kaffe")
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
@@ -23,19 +26,23 @@ class DetectionOutputLayer(Layer):
     none), code_type (CORNER, CENTER_SIZE or CORNER_SIZE), variance_encoded_
     in_target (false), confidence_threshold (unset: every score),
     nms_param { nms_threshold (0.3), top_k (unset: all), eta (1) },
-    keep_top_k (-1: all). Results files (save_output_param), visualize and
-    OpenCV's normalized_bbox: false are refused by name.
+    keep_top_k (-1: all). The fork's side effects are not reproduced, with
+    a warning: results files (save_output_param with an output_directory;
+    without one the fork writes nothing either) and visualize's window.
+    OpenCV's normalized_bbox: false is refused by name.
     Shape: bottom[0] loc (N, P·L·4) (L = 1 if share_location else
     num_classes), bottom[1] conf (N, P·num_classes), bottom[2] priors
     (1, 2, P·4) → top (1, 1, D, 7), rows [image, label, score, xmin, ymin,
     xmax, ymax], D found by the forward (one row of -1 per image, image
-    index first, when nothing is detected). Before the first forward the
-    top is (1, 1, 1, 7), as in the fork.
+    index first, when nothing is detected). Reshape alone leaves it
+    (1, 1, 1, 7), as in the fork.
     Backward: none (the fork has none); a gradient request is an error.
     """
 
     exact_num_bottom_blobs = 3
     exact_num_top_blobs = 1
+    # For kaffe explain: NMS lets every row depend on every input.
+    receptive_field_rule = "whole"
 
     def setup(self, bottom, top):
         p = self.layer_param.detection_output_param
@@ -45,15 +52,17 @@ class DetectionOutputLayer(Layer):
                                     received="none",
                                     fix="add num_classes: <classes, "
                                         "background included>")
-        for name, problem in (
-                ("save_output_param", "writes results files, which kaffe "
-                                      "does not do"),
-                ("visualize", "opens a display window, which kaffe does "
-                              "not do")):
-            if p.HasField(name) and (name != "visualize" or p.visualize):
-                raise self.config_error(
-                    problem, field=f"{FIELD}.{name}",
-                    fix="remove it; read the (1, 1, D, 7) top instead")
+        # Side effects of the fork's layer that do not change its output:
+        # results files (only with an output_directory; SSD's published
+        # deploy files carry a save_output_param holding just a
+        # label_map_file) and a display window.
+        if p.save_output_param.output_directory:
+            log.warning("%s: %s.save_output_param.output_directory: kaffe "
+                        "does not write the fork's results files; read the "
+                        "(1, 1, D, 7) top instead", self.name, FIELD)
+        if p.visualize:
+            log.warning("%s: %s.visualize: kaffe opens no display window; "
+                        "`kaffe detect -o` draws the boxes", self.name, FIELD)
         if not p.normalized_bbox:
             raise self.config_error(
                 "false (OpenCV's pixel-coordinate boxes) is not implemented",
@@ -106,8 +115,7 @@ class DetectionOutputLayer(Layer):
                 expected=f"{num_priors * self.num_classes} values per image "
                          f"({num_priors} priors × {self.num_classes} "
                          f"classes)")
-        if top[0].num_axes != 4 or top[0].shape[3] != 7:
-            top[0].reshape((1, 1, 1, 7))
+        top[0].reshape((1, 1, 1, 7))        # the fork's Reshape; forward sizes it
 
     def forward(self, bottom, top):
         p = self.layer_param.detection_output_param

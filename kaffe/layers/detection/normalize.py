@@ -60,6 +60,11 @@ class NormalizeLayer(Layer):
                           else f"{channels} scales (one per channel)"),
                 fix="make norm_param.channel_shared match the saved scales")
 
+    @property
+    def receptive_field_rule(self):
+        """For kaffe explain: per pixel, or the whole image's norm."""
+        return "whole" if self.across_spatial else "elementwise"
+
     def _check_axes(self, blob):
         if not 2 <= blob.num_axes <= 4:
             raise self.shape_error(

@@ -19,6 +19,8 @@ class PermuteLayer(Layer):
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
+    # For kaffe explain: the axes move, so values lose the input's layout.
+    receptive_field_rule = "no_layout"
 
     def setup(self, bottom, top):
         order = list(self.layer_param.permute_param.order)

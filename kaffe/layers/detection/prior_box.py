@@ -34,6 +34,8 @@ class PriorBoxLayer(Layer):
 
     exact_num_bottom_blobs = 2
     exact_num_top_blobs = 1
+    # For kaffe explain: the boxes depend on the inputs' shapes only.
+    receptive_field_rule = "none"
 
     def setup(self, bottom, top):
         p = self.layer_param.prior_box_param

@@ -47,6 +47,8 @@ class ProposalLayer(Layer):
 
     exact_num_bottom_blobs = 3
     min_top_blobs = 1
+    # For kaffe explain: ranking and NMS use every input.
+    receptive_field_rule = "whole"
     max_top_blobs = 2
 
     def setup(self, bottom, top):

@@ -29,6 +29,8 @@ class PSROIPoolingLayer(Layer):
 
     exact_num_bottom_blobs = 2
     exact_num_top_blobs = 1
+    # For kaffe explain: where a value comes from depends on its region.
+    receptive_field_rule = "no_layout"
 
     def setup(self, bottom, top):
         p = self.layer_param.psroi_pooling_param

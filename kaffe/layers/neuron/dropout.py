@@ -13,7 +13,9 @@ class DropoutLayer(NeuronLayer):
     Reads dropout_param: dropout_ratio r (0.5), which must lie in [0, 1);
     and Fast/Faster R-CNN's fork field scale_train (true): false drops the
     1/(1 − r) at training time and scales by 1 − r at test time instead
-    (rbgirshick/caffe-fast-rcnn), as py-faster-rcnn's prototxts ask.
+    (rbgirshick/caffe-fast-rcnn), as py-faster-rcnn's prototxts ask;
+    and Bayesian SegNet's fork field sample_weights_test (false): true draws
+    masks in TEST too, as in TRAIN (Monte Carlo dropout).
     The mask is drawn from kaffe's RNG on every TRAIN forward and reused by
     backward.
     """
@@ -30,10 +32,12 @@ class DropoutLayer(NeuronLayer):
         self.scale_train = self.layer_param.dropout_param.scale_train
         self.test_scale = 1.0 if self.scale_train else 1.0 / self.scale
         self.mask = None
+        self.sampling = (self.phase == caffe_pb2.TRAIN or
+                         self.layer_param.dropout_param.sample_weights_test)
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        if self.phase == caffe_pb2.TRAIN:
+        if self.sampling:
             xp = array_module(x)
             keep = rng().random(size=x.shape) >= self.ratio
             self.mask = xp.asarray(keep * (self.scale if self.scale_train
@@ -48,7 +52,7 @@ class DropoutLayer(NeuronLayer):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        if self.phase == caffe_pb2.TRAIN:
+        if self.sampling:
             array_module(top[0].diff).multiply(
                 top[0].diff, self.mask, out=bottom[0].diff)
         elif self.test_scale != 1.0:

@@ -212,8 +212,6 @@ def test_no_backward():
     ("share_location: true", "detection_output_param.num_classes", "'none'"),
     ("num_classes: 2 nms_param { eta: 0 }",
      "detection_output_param.nms_param.eta", "0.0"),
-    ("num_classes: 2 save_output_param { output_directory: 'x' }",
-     "detection_output_param.save_output_param", None),
     ("num_classes: 2 normalized_bbox: false",
      "detection_output_param.normalized_bbox", "False"),
 ])
@@ -225,6 +223,28 @@ def test_config_errors(body, field, received):
         assert info.value.field == field
     else:
         check_error(info, field, received)
+
+
+def test_save_output_param_as_ssds_deploy_files_have_it(caplog):
+    # SSD's published deploy.prototxt keeps a label_map_file there; with no
+    # output_directory the fork writes nothing, and neither does kaffe.
+    rng = np.random.default_rng(0)
+    bottoms = random_inputs(rng, 1, 6, 2, True)
+    plain = setup_layer(det_text("num_classes: 2"), bottoms)[2][0].data
+    with caplog.at_level("WARNING", logger="kaffe"):
+        _, _, top = setup_layer(det_text(
+            "num_classes: 2 save_output_param { label_map_file: "
+            "'data/VOC0712/labelmap_voc.prototxt' }"), bottoms)
+    assert not caplog.records
+    np.testing.assert_array_equal(top[0].data, plain)
+    # With an output directory the fork would write files: kaffe says so.
+    with caplog.at_level("WARNING", logger="kaffe"):
+        _, _, top = setup_layer(det_text(
+            "num_classes: 2 visualize: true save_output_param { "
+            "output_directory: 'results' output_format: 'VOC' }"), bottoms)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "output_directory" in messages and "visualize" in messages
+    np.testing.assert_array_equal(top[0].data, plain)
 
 
 def test_shape_errors():

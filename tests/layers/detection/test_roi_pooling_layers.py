@@ -70,6 +70,40 @@ def test_roi_gradients():
     check_gradients(layer, bottom, top, check_bottom=[0], eps=1e-3)
 
 
+def first_max_positions(x, rois, ph_n, pw_n, scale):
+    """Where the fork's scan (row-major, strict >) finds each maximum."""
+    n, c, h, w = x.shape
+    counts = np.zeros_like(x)
+    for roi in rois:
+        b = int(roi[0])
+        x1, y1, x2, y2 = (c_round(v * scale) for v in roi[1:])
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        for k in range(c):
+            for i in range(ph_n):
+                for j in range(pw_n):
+                    hs = min(max(math.floor(i * rh / ph_n) + y1, 0), h)
+                    he = min(max(math.ceil((i + 1) * rh / ph_n) + y1, 0), h)
+                    ws = min(max(math.floor(j * rw / pw_n) + x1, 0), w)
+                    we = min(max(math.ceil((j + 1) * rw / pw_n) + x1, 0), w)
+                    best, where = -np.inf, None
+                    for yy in range(hs, he):
+                        for xx in range(ws, we):
+                            if x[b, k, yy, xx] > best:
+                                best, where = x[b, k, yy, xx], (yy, xx)
+                    if where is not None:
+                        counts[b, k][where] += 1
+    return counts
+
+
+def test_roi_ties_go_to_the_first_maximum_in_row_major_order():
+    x = np.random.default_rng(5).integers(0, 3, (2, 3, 12, 16)).astype(float)
+    layer, bottom, top = setup_layer(roi_text(), [x, ROIS])
+    top[0].diff[...] = 1
+    layer.Backward(top, [True, False], bottom)
+    np.testing.assert_array_equal(
+        bottom[0].diff, first_max_positions(x, ROIS, 3, 4, 0.25))
+
+
 def test_roi_gives_the_regions_zero_gradient():
     x = np.random.default_rng(1).standard_normal((2, 3, 12, 16))
     layer, bottom, top = setup_layer(roi_text(), [x, ROIS])
