@@ -1,0 +1,107 @@
+"""Minimal reproducers of what the independent driver (scripts/fuzz_unseen.py)
+found: each was a memory blow-up or an internal error; each must now be a
+kaffe error or, for a valid file, a normal result."""
+import os
+
+import pytest
+
+import kaffe
+from kaffe.core.errors import KaffeError
+from kaffe.memory import set_max_bytes
+from kaffe.tools.cli import main
+
+TINY = ('layer { name: "d" type: "Input" top: "d" '
+        'input_param { shape { dim: 1 dim: 2 } } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "d" top: "ip" '
+        'inner_product_param { num_output: 2 } }\n')
+
+SSD = """
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape { dim: 1 dim: 8 dim: 4 dim: 4 } } }
+layer { name: "image" type: "Input" top: "image"
+  input_param { shape { dim: 1 dim: 3 dim: 16 dim: 16 } } }
+layer { name: "loc" type: "Convolution" bottom: "data" top: "loc"
+  convolution_param { num_output: 12 kernel_size: 3 pad: 1
+  weight_filler { type: "xavier" } } }
+layer { name: "conf" type: "Convolution" bottom: "data" top: "conf"
+  convolution_param { num_output: 6 kernel_size: 3 pad: 1
+  weight_filler { type: "xavier" } } }
+layer { name: "loc_perm" type: "Permute" bottom: "loc" top: "loc_perm"
+  permute_param { order: 0 order: 2 order: 3 order: 1 } }
+layer { name: "loc_flat" type: "Flatten" bottom: "loc_perm" top: "loc_flat" }
+layer { name: "conf_perm" type: "Permute" bottom: "conf" top: "conf_perm"
+  permute_param { order: 0 order: 2 order: 3 order: 1 } }
+layer { name: "conf_flat" type: "Flatten" bottom: "conf_perm"
+  top: "conf_flat" }
+layer { name: "prior" type: "PriorBox" bottom: "data" bottom: "image"
+  top: "prior" prior_box_param { min_size: 4 aspect_ratio: 2 flip: true
+  variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }
+layer { name: "det" type: "DetectionOutput" bottom: "loc_flat"
+  bottom: "conf_flat" bottom: "prior" top: "det"
+  detection_output_param { num_classes: 2 share_location: true
+  background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 100 }
+  code_type: CENTER_SIZE keep_top_k: 50 confidence_threshold: 0.01 } }
+"""
+
+no_dev_zero = pytest.mark.skipif(not os.path.exists("/dev/zero"),
+                                 reason="needs /dev/zero")
+
+
+@pytest.fixture
+def small_ceiling():
+    set_max_bytes(100 << 20)
+    yield
+    set_max_bytes(None)
+
+
+@no_dev_zero
+def test_weights_from_dev_zero_are_refused_not_read_forever(
+        tmp_path, small_ceiling):
+    # A solver's `weights: "/dev/zero"` read the endless device into memory.
+    path = tmp_path / "net.prototxt"
+    path.write_text(TINY)
+    with pytest.raises(KaffeError, match=r"/dev/zero.*not a regular file"):
+        kaffe.Net(str(path), kaffe.TEST, weights="/dev/zero")
+
+
+@no_dev_zero
+def test_explain_of_dev_zero_is_a_kaffe_error(small_ceiling, capsys):
+    assert main(["explain", "/dev/zero"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kaffe: error: /dev/zero") and "Traceback" not in err
+
+
+def test_stream_over_caffes_limit_is_refused(tmp_path, monkeypatch):
+    from kaffe.proto import io as proto_io
+    monkeypatch.setattr(proto_io, "_STREAM_LIMIT", 10)
+    monkeypatch.setattr(proto_io, "_CHUNK", 4)
+    read, write = os.pipe()
+    os.write(write, b"x" * 32)
+    os.close(write)
+    try:
+        with pytest.raises(KaffeError, match="at most 10 bytes"):
+            proto_io._read_bytes(f"/proc/self/fd/{read}", "net prototxt")
+    finally:
+        os.close(read)
+
+
+def test_pipe_under_the_limits_still_reads(tmp_path):
+    from kaffe.proto import io as proto_io
+    read, write = os.pipe()
+    os.write(write, TINY.encode())
+    os.close(write)
+    try:
+        assert proto_io._read_bytes(f"/proc/self/fd/{read}",
+                                    "net prototxt") == TINY.encode()
+    finally:
+        os.close(read)
+
+
+def test_doctor_model_with_detection_output_of_varying_size(tmp_path, capsys):
+    # DetectionOutput keeps a number of boxes that follows the input: the two
+    # doctor passes gave outputs of different shapes (internal ValueError).
+    path = tmp_path / "ssd.prototxt"
+    path.write_text(SSD)
+    assert main(["doctor", "--model", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "Traceback" not in err
