@@ -105,3 +105,40 @@ def test_doctor_model_with_detection_output_of_varying_size(tmp_path, capsys):
     assert main(["doctor", "--model", str(path)]) == 0
     err = capsys.readouterr().err
     assert "internal error" not in err and "Traceback" not in err
+
+
+TRAIN = ('layer { name: "d" type: "Input" top: "d" '
+         'input_param { shape { dim: 2 dim: 3 } } }\n'
+         'layer { name: "l" type: "Input" top: "l" '
+         'input_param { shape { dim: 2 } } }\n'
+         'layer { name: "ip" type: "InnerProduct" bottom: "d" top: "ip" '
+         'inner_product_param { num_output: 2 } }\n'
+         'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" '
+         'bottom: "l" top: "loss" }\n')
+
+
+@pytest.mark.parametrize("fmt", ["BINARYPROTO", "HDF5"])
+def test_snapshot_past_caffes_int_iter_is_a_kaffe_error(tmp_path, fmt):
+    # A state claiming iter 2^31 - 1 resumed and stepped once: the snapshot
+    # leaked protobuf's ValueError ("Value out of range") after writing the
+    # weights. Now the counters are checked before anything is written.
+    if fmt == "HDF5":
+        pytest.importorskip("h5py")
+    from kaffe.solvers.solver_io import INT32_MAX
+    (tmp_path / "net.prototxt").write_text(TRAIN)
+    solver_path = tmp_path / "solver.prototxt"
+    solver_path.write_text(
+        f'net: "{tmp_path / "net.prototxt"}"\nbase_lr: 0.01\n'
+        f'lr_policy: "fixed"\nmax_iter: 1\nsnapshot: 1\n'
+        f'snapshot_format: {fmt}\nsnapshot_prefix: "{tmp_path / "s"}"\n')
+    solver = kaffe.get_solver(str(solver_path))
+    state = solver.solver_state()
+    state.iter = INT32_MAX
+    path = tmp_path / "big.solverstate"
+    path.write_bytes(state.SerializeToString())
+    solver.restore(str(path))
+    assert solver.iter == INT32_MAX
+    with pytest.raises(KaffeError, match=r"iter does not fit in a solver "
+                       r"state; received 2147483648"):
+        solver.step(1)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("s_iter")]
