@@ -65,23 +65,34 @@ def run(args):
         totals["loss"] += batch_loss
         index = 0
         for name, weight, values in outputs:
-            for value in values:
+            for n, value in enumerate(values):
                 if i == 0:
-                    scores.append([name, weight, f(0)])
+                    scores.append([name, weight, f(0), n < MAX_LOGGED])
                 scores[index][2] += value
                 index += 1
-                log.info("Batch %d, %s = %s", i, name, _g(value))
+                if n < MAX_LOGGED:
+                    log.info("Batch %d, %s = %s", i, name, _g(value))
+            if len(values) > MAX_LOGGED:
+                log.info("Batch %d, %s: %d more values not shown", i, name,
+                         len(values) - MAX_LOGGED)
 
     ordered_map(args.iterations, score, add, comm)
     loss = totals["loss"]
     loss /= f(args.iterations)
     log.info("Loss: %s", _g(loss))
-    for name, weight, total in scores:
+    for name, weight, total, shown in scores:
+        if not shown:
+            continue
         mean = total / f(args.iterations)
         suffix = (f" (* {_g(weight)} = {_g(f(weight) * mean)} loss)"
                   if weight else "")
         log.info("%s = %s%s", name, _g(mean), suffix)
     return 0
+
+
+# Values of one output logged per batch (Caffe logs every one; an output of a
+# million values would print for minutes): the rest are counted in one line.
+MAX_LOGGED = 10000
 
 
 def _g(value):
