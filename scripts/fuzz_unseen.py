@@ -66,7 +66,7 @@ def _input(name, *dims):
 
 
 SEEDS = {
-    "ssd": _input("data", 1, 8, 4, 4) + _input("image", 1, 3, 16, 16) + """
+    "ssd": _input("data", 1, 3, 4, 4) + _input("image", 1, 3, 16, 16) + """
 layer { name: "loc" type: "Convolution" bottom: "data" top: "loc"
   convolution_param { num_output: 12 kernel_size: 3 pad: 1
   weight_filler { type: "xavier" } } }
@@ -374,6 +374,7 @@ class Context:
             net.forward()
             w = os.path.join(self.seed_dir, f"{name}.caffemodel")
             net.save(w)
+            net.save_hdf5(w + ".h5")
             self.weights.append((path, w))
         for t in SOLVER_TYPES:
             prefix = os.path.join(self.seed_dir, f"snap_{t}")
@@ -401,6 +402,19 @@ class Context:
         self.mean = os.path.join(self.seed_dir, "mean.binaryproto")
         with open(self.mean, "wb") as f:
             f.write(mean.SerializeToString())
+        self.classify_net = self._write("classify.prototxt", _input(
+            "data", 1, 3, 4, 4) + 'layer { name: "ip" type: "InnerProduct" '
+            'bottom: "data" top: "prob" inner_product_param { num_output: 2 '
+            'weight_filler { type: "xavier" } } }\n')
+        kaffe.Net(self.classify_net, kaffe.TEST).save(
+            self.classify_net + ".caffemodel")
+        self.images = os.path.join(self.seed_dir, "images.npy")
+        np.save(self.images, np.random.RandomState(0).uniform(
+            0, 1, (2, 6, 6, 3)).astype(np.float32))
+        self.image = os.path.join(self.seed_dir, "image.png")
+        from PIL import Image
+        Image.fromarray(np.random.RandomState(1).randint(
+            0, 255, (20, 24, 3), dtype=np.uint8)).save(self.image)
         res10 = os.path.join(SHARED, "models", "res10_ssd")
         self.res10 = None
         if os.path.exists(os.path.join(res10, "deploy.prototxt")):
@@ -442,9 +456,14 @@ def make_case(kind, rng, ctx, case_dir):
             f.write(text)
         if kind == "cli":
             cmd = rng.choice(["explain", "draw", "doctor", "test", "export",
+                              "time", "detect"] if name == "ssd" else
+                             ["explain", "draw", "doctor", "test", "export",
                               "time"])
             return {"action": "cli", "cmd": cmd,
-                    "path": mutant + ".prototxt"}
+                    "path": mutant + ".prototxt",
+                    "weights": dict((os.path.basename(n), w) for n, w
+                                    in ctx.weights)[f"{name}.prototxt"],
+                    "image": ctx.image}
         return {"action": "net", "path": mutant + ".prototxt",
                 "fill": rng.randrange(2**31)}
     if kind == "weights":
@@ -452,6 +471,12 @@ def make_case(kind, rng, ctx, case_dir):
             net_path, w = ctx.res10
         else:
             net_path, w = rng.choice(ctx.weights)
+        if rng.random() < 0.25 and not w.startswith(SHARED):
+            dst = mutant + ".caffemodel.h5"
+            shutil.copy(w + ".h5", dst)
+            _mutate_h5(rng, dst)
+            return {"action": "weights", "net": net_path, "path": dst,
+                    "cli": rng.random() < 0.3}
         data = _read(w)
         if rng.random() < 0.5:
             data = mutate_bytes(rng, data)
@@ -510,7 +535,8 @@ def make_case(kind, rng, ctx, case_dir):
         with open(mutant + ".binaryproto", "wb") as f:
             f.write(data)
         return {"action": "mean", "path": mutant + ".binaryproto",
-                "cli": rng.random() < 0.3}
+                "cli": rng.random() < 0.5, "net": ctx.classify_net,
+                "images": ctx.images}
     raise ValueError(kind)
 
 
@@ -607,8 +633,12 @@ def _argv(case, scratch):
         return {"explain": ["explain", p],
                 "draw": ["draw", p, os.path.join(scratch, "o.dot")],
                 "doctor": ["doctor", "--model", p],
-                "test": ["test", "--model", p, "--iterations", "1"],
-                "export": ["export", p, os.path.join(scratch, "o.onnx")],
+                "test": ["test", "--model", p, "--weights", case["weights"],
+                         "--iterations", "1"],
+                "export": ["export", p, case["weights"], "-o",
+                           os.path.join(scratch, "o.onnx")],
+                "detect": ["detect", p, case["weights"], case["image"],
+                           "--threshold", "0"],
                 "time": ["time", "--model", p, "--iterations", "1"],
                 }[case["cmd"]]
     if a == "weights":
@@ -620,8 +650,11 @@ def _argv(case, scratch):
         return ["train", "--solver", case["solver"], "--snapshot",
                 case["path"]]
     if a == "mean":
-        return ["compute_image_mean", "--help"] if False else \
-            ["doctor", "--mean", case["path"]]
+        return ["classify", "--model_def", case["net"],
+                "--pretrained_model", case["net"] + ".caffemodel",
+                "--mean_file",
+                case["path"], "--images_dim", "4,4", "--center_only",
+                case["images"], os.path.join(scratch, "out.npy")]
     raise ValueError(a)
 
 

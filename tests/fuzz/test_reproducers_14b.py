@@ -142,3 +142,38 @@ def test_snapshot_past_caffes_int_iter_is_a_kaffe_error(tmp_path, fmt):
                        r"state; received 2147483648"):
         solver.step(1)
     assert not [f for f in os.listdir(tmp_path) if f.startswith("s_iter")]
+
+
+def test_weights_shape_mismatch_with_thousands_of_huge_axes(tmp_path):
+    # A blob of 5,002 axes of 2^31 - 1: the mismatch message's element count
+    # overflowed Python's int-to-text limit (internal ValueError).
+    path = tmp_path / "net.prototxt"
+    path.write_text(TINY)
+    net = kaffe.Net(str(path), kaffe.TEST)
+    param = net.to_proto()
+    blob = [layer for layer in param.layer if layer.name == "ip"][0].blobs[0]
+    blob.shape.dim.extend([2**31 - 1] * 5000)
+    weights = tmp_path / "w.caffemodel"
+    weights.write_bytes(param.SerializeToString())
+    with pytest.raises(KaffeError, match=r"\.\.\. \(5002 axes\) "
+                       r"\(about 2\^\d+\) in the file"):
+        net.copy_from(str(weights))
+
+
+def test_kaffe_test_logs_a_bounded_number_of_values(tmp_path, monkeypatch,
+                                                    capsys):
+    # An output of half a million values was logged value by value, twice:
+    # minutes of output (a hang under a 20 s budget).
+    from kaffe.tools import test as test_tool
+    monkeypatch.setattr(test_tool, "MAX_LOGGED", 3)
+    path = tmp_path / "net.prototxt"
+    path.write_text('layer { name: "d" type: "Input" top: "d" '
+                    'input_param { shape { dim: 1 dim: 8 } } }\n')
+    weights = tmp_path / "w.caffemodel"
+    kaffe.Net(str(path), kaffe.TEST).save(str(weights))
+    assert main(["test", "--model", str(path), "--weights", str(weights),
+                 "--iterations", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("Batch 0, d = ") == 3
+    assert "Batch 1, d: 5 more values not shown" in err
+    assert err.count("] d = ") == 3
