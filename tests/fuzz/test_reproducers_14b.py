@@ -177,3 +177,19 @@ def test_kaffe_test_logs_a_bounded_number_of_values(tmp_path, monkeypatch,
     assert err.count("Batch 0, d = ") == 3
     assert "Batch 1, d: 5 more values not shown" in err
     assert err.count("] d = ") == 3
+
+
+@pytest.mark.parametrize("field,value", [
+    ("aspect_ratio", "-inf"), ("aspect_ratio", "-2"), ("aspect_ratio", "0"),
+    ("aspect_ratio", "inf"), ("min_size", "inf"), ("max_size", "inf")])
+def test_prior_box_refuses_non_finite_or_negative_sizes(tmp_path, field,
+                                                        value):
+    # aspect_ratio -inf: math domain error in the square root; 0: division
+    # by zero when flipped; min_size inf: OverflowError converting to int.
+    text = SSD.replace("min_size: 4 aspect_ratio: 2",
+                       "min_size: 4 aspect_ratio: 2 " + f"{field}: {value}")
+    path = tmp_path / "ssd.prototxt"
+    path.write_text(text)
+    with pytest.raises(KaffeError, match=rf"layer 'prior' \(PriorBox\): "
+                       rf"prior_box_param\.{field} must be a positive finite"):
+        kaffe.Net(str(path), kaffe.TEST)
