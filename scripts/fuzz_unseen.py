@@ -17,7 +17,9 @@ Weights files are truncated, bit-flipped and re-encoded with mutated blob
 shapes; solver prototxts get extreme values; solver states (binary and
 HDF5) and binaryproto means are rewritten with lying shapes.
 
-Kinds: netfield, rewire, weights, solver, solverstate, mean, cli.
+Kinds: netfield, rewire, weights, solver, solverstate, mean, cli; with
+--sweep, every single field of every seed layer takes each extreme value in
+turn (a deterministic run of a few thousand cases).
 
 Each case runs in a forked child under RLIMIT_AS (3 GiB) and a timeout
 (20 s). A case fails when an exception outside kaffe's error family
@@ -758,6 +760,70 @@ def fork_case(case, scratch, seed, timeout, address_space):
     return outcome, detail, time.time() - start
 
 
+SWEEP_INTS = [0, -1, 2**31 - 1, -2**31, 2**32 - 1, 2**63 - 1, 100000]
+SWEEP_FLOATS = [0.0, -1.0, float("nan"), float("inf"), float("-inf"),
+                1e38, 1e-45]
+
+
+def sweep_cases(out):
+    """Every (seed net, layer, parameter field, extreme value), one at a
+    time: a deterministic complement to the random kinds."""
+    n = 0
+    for name, text in sorted(SEEDS.items()):
+        base = text_format.Parse(text, caffe_pb2.NetParameter())
+        for li, layer in enumerate(base.layer):
+            for msg, field in _param_fields(layer):
+                path = _field_path(layer, msg)
+                if path is None:    # inside a repeated message: not swept
+                    continue
+                if field.type in LIMITS:
+                    lo, hi = LIMITS[field.type]
+                    values = sorted({min(max(v, lo), hi)
+                                     for v in SWEEP_INTS})
+                elif field.type in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE):
+                    values = SWEEP_FLOATS
+                elif field.type == FD.TYPE_ENUM:
+                    values = [v.number for v in field.enum_type.values]
+                elif field.type == FD.TYPE_BOOL:
+                    values = [True, False]
+                else:
+                    continue
+                for value in values:
+                    net = caffe_pb2.NetParameter()
+                    net.CopyFrom(base)
+                    target = net.layer[li]
+                    for part in path:
+                        target = getattr(target, part)
+                    if field.is_repeated:
+                        getattr(target, field.name).append(value)
+                    else:
+                        setattr(target, field.name, value)
+                    case_dir = os.path.join(out, "cases", f"sweep{n}")
+                    os.makedirs(case_dir, exist_ok=True)
+                    mutant = os.path.join(case_dir, "mutant.prototxt")
+                    with open(mutant, "w") as f:
+                        f.write(text_format.MessageToString(net))
+                    yield case_dir, {"action": "net", "path": mutant,
+                                     "what": f"{name}/{layer.name}/"
+                                             f"{'.'.join(path)}."
+                                             f"{field.name}={value}"}
+                    n += 1
+
+
+def _field_path(layer, msg):
+    """Attribute names leading from ``layer`` to its sub-message ``msg``."""
+    def walk(m, trail):
+        if m is msg:
+            return trail
+        for field, value in m.ListFields():
+            if field.type == FD.TYPE_MESSAGE and not field.is_repeated:
+                found = walk(value, trail + [field.name])
+                if found is not None:
+                    return found
+        return None
+    return walk(layer, [])
+
+
 FAILURES = ("foreign", "memory", "traceback", "internal", "hang", "crash")
 KINDS = ["netfield", "rewire", "cli", "weights", "solver", "solverstate",
          "mean"]
@@ -772,6 +838,9 @@ def main():
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("--memory-gib", type=float, default=3.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--sweep", action="store_true",
+                        help="run every single-field extreme value of every "
+                             "seed layer instead of random cases")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="kaffe-unseen-")
     os.makedirs(out, exist_ok=True)
@@ -783,19 +852,29 @@ def main():
     places = collections.defaultdict(list)
     start = time.time()
     print(f"fuzzing into {out}", flush=True)
+    if args.sweep:
+        kinds = ["sweep"]
+        sweep = sweep_cases(out)
     for i in range(args.cases):
         if args.minutes and time.time() - start > args.minutes * 60:
             break
-        kind = kinds[i % len(kinds)]
-        case_dir = os.path.join(out, "cases", str(i))
-        try:
-            case = make_case(kind, rng, ctx, case_dir)
-        except Exception as e:  # noqa: BLE001 (a mutant the driver can't write)
-            counts[(kind, "skipped")] += 1
-            if os.environ.get("FUZZ_DEBUG"):
-                traceback.print_exc()
-            shutil.rmtree(case_dir, ignore_errors=True)
-            continue
+        if args.sweep:
+            kind = "sweep"
+            try:
+                case_dir, case = next(sweep)
+            except StopIteration:
+                break
+        else:
+            kind = kinds[i % len(kinds)]
+            case_dir = os.path.join(out, "cases", str(i))
+            try:
+                case = make_case(kind, rng, ctx, case_dir)
+            except Exception:  # noqa: BLE001 (a mutant the driver can't write)
+                counts[(kind, "skipped")] += 1
+                if os.environ.get("FUZZ_DEBUG"):
+                    traceback.print_exc()
+                shutil.rmtree(case_dir, ignore_errors=True)
+                continue
         outcome, detail, secs = fork_case(case, os.path.join(case_dir, "s"),
                                           rng.randrange(2**31), args.timeout,
                                           int(args.memory_gib * GiB))
