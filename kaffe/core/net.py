@@ -391,6 +391,9 @@ class Net(NetWeights, PycaffeBatches):
                                                self._tops(i))
             except (MemoryError, KaffeMemoryError) as e:
                 raise self._memory_error(e, i, "running forward") from None
+            if self._release_plan is not None:
+                for blob in self._release_plan[i]:
+                    blob.release()
             if self.debug_info:
                 self._forward_debug_info(i)
             for run in self._after_forward:
@@ -631,6 +634,41 @@ class Net(NetWeights, PycaffeBatches):
     @property
     def blob_loss_weights(self):
         return OrderedDict(zip(self._blob_names, self._blob_loss_weights))
+
+    # Opt-in inference memory: the blobs each layer's forward is the last
+    # to read, or None (see release_intermediates).
+    _release_plan = None
+
+    @property
+    def release_intermediates(self):
+        """Opt-in lean inference (default False): when True, forward frees
+        each intermediate blob's data as soon as no later layer reads it,
+        so that only the weights and the activations still to be read take
+        memory (a chain net peaks near its two largest activations). The
+        net's inputs and outputs are kept; every other blob reads as zeros
+        after a forward (pycaffe scripts that read features from inner
+        blobs must leave it off), forward(start=...) must start at the
+        first layer, and each forward allocates the blobs afresh."""
+        return self._release_plan is not None
+
+    @release_intermediates.setter
+    def release_intermediates(self, value):
+        if not value:
+            self._release_plan = None
+            return
+        last_reader = {}
+        for i, ids in enumerate(self._top_ids):
+            for blob_id in ids:
+                last_reader.setdefault(blob_id, i)
+        for i, ids in enumerate(self._bottom_ids):
+            for blob_id in ids:
+                last_reader[blob_id] = i
+        keep = set(self._inputs) | set(self._outputs)
+        plan = [[] for _ in self.layers]
+        for blob_id, i in last_reader.items():
+            if blob_id not in keep:
+                plan[i].append(self._blobs[blob_id])
+        self._release_plan = plan
 
     @property
     def inputs(self):

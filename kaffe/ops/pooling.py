@@ -19,7 +19,11 @@ read.
 
 Arrays are (N, C, H, W); kernel, stride and pad are an int or an (h, w)
 pair. Work is vectorised over N, C and the outputs; the Python loop runs over
-kernel offsets (and, for MAX, over chunks of planes that fit the cache).
+kernel offsets (and, for MAX, over chunks of planes that fit the cache) —
+or, when windows are large and few (global pooling of a big plane, SPP's
+coarse levels, a huge kernel_size from a file), over the windows, each one
+reduced in Caffe's scan order, so the loop never runs kernel_h · kernel_w
+times for a handful of outputs.
 With NumPy, sums and gradient accumulations happen in Caffe's order, so the
 results equal its CPU code's to the bit.
 """
@@ -110,6 +114,55 @@ def _offsets(in_hw, out_hw, kernel, stride, pad, reverse=False):
                    (Ellipsis, rows[1], cols[1]), (i, j))
 
 
+# Loop over the windows instead of the kernel offsets when there are this
+# many times more offsets than windows.
+_WINDOW_LOOP_RATIO = 8
+
+
+def _few_windows(kernel, out_hw):
+    return kernel[0] * kernel[1] > _WINDOW_LOOP_RATIO * out_hw[0] * out_hw[1]
+
+
+def _windows(in_hw, out_hw, kernel, stride, pad):
+    """Yield (ph, pw, rows, cols, pool_size): each window's in-image slices
+    and its AVE divisor (Caffe's loop bounds)."""
+    for ph in range(out_hw[0]):
+        h0 = ph * stride[0] - pad[0]
+        h1 = min(h0 + kernel[0], in_hw[0] + pad[0])
+        for pw in range(out_hw[1]):
+            w0 = pw * stride[1] - pad[1]
+            w1 = min(w0 + kernel[1], in_hw[1] + pad[1])
+            size = (h1 - h0) * (w1 - w0)
+            yield (ph, pw, slice(max(h0, 0), min(h1, in_hw[0])),
+                   slice(max(w0, 0), min(w1, in_hw[1])), size)
+
+
+def _max_pool_windows(xp, x, y, in_hw, out_hw, kernel, stride, pad, mask):
+    """Max pooling window by window: the first cell strictly above
+    −FLT_MAX and every cell before it in scan order (NaN never wins)."""
+    planes = x.shape[0] * x.shape[1]
+    flat_y = y.reshape(planes, -1)
+    flat_mask = (xp.full((planes, out_hw[0] * out_hw[1]), -1, dtype=xp.int32)
+                 if mask else None)
+    for ph, pw, rows, cols, _ in _windows(in_hw, out_hw, kernel, stride,
+                                          pad):
+        k = ph * out_hw[1] + pw
+        cells = x[:, :, rows, cols].reshape(planes, -1)
+        if cells.shape[1] == 0:
+            continue
+        cells = xp.where(xp.isnan(cells), -xp.inf, cells)
+        best = xp.argmax(cells, axis=1)          # first of equal maxima
+        value = xp.take_along_axis(cells, best[:, None], axis=1)[:, 0]
+        won = value > y.dtype.type(_MAX_INIT)
+        flat_y[:, k] = xp.where(won, value, flat_y[:, k])
+        if mask:
+            width = cols.stop - cols.start
+            index = ((rows.start + best // width) * in_hw[1]
+                     + cols.start + best % width)
+            flat_mask[:, k] = xp.where(won, index, -1)
+    return None if not mask else flat_mask.reshape(y.shape)
+
+
 def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
     """Max pooling.
 
@@ -138,6 +191,9 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
                                                    pad, out_hw)
     y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "max_pool_forward")
     y[...] = _MAX_INIT
+    if _few_windows(kernel, out_hw):
+        return y, _max_pool_windows(xp, x, y, in_hw, out_hw, kernel, stride,
+                                    pad, mask)
     if not mask:
         _max_pool_separable(xp, x, y, in_hw, kernel, stride, pad, out_hw)
         return y, None
@@ -290,6 +346,17 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw):
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
     y = xp.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
+    if _few_windows(kernel, out_hw):
+        planes = x.shape[0] * x.shape[1]
+        for ph, pw, rows, cols, size in _windows(in_hw, out_hw, kernel,
+                                                 stride, pad):
+            cells = x[:, :, rows, cols].reshape(planes, -1)
+            if cells.shape[1]:
+                # cumsum adds in scan order, one cell at a time, as Caffe.
+                y[:, :, ph, pw] = xp.cumsum(cells, axis=1)[:, -1].reshape(
+                    x.shape[:2])
+            y[:, :, ph, pw] /= x.dtype.type(size)
+        return y
     for out_index, in_index, _ in _offsets(in_hw, out_hw, kernel, stride,
                                            pad):
         y[out_index] += x[in_index]
@@ -315,6 +382,12 @@ def ave_pool_backward(dy, x_shape, kernel, stride, pad):
     share = dy / _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw,
                              dy.dtype)
     dx = xp.zeros(tuple(x_shape), dtype=dy.dtype)
+    if _few_windows(kernel, out_hw):
+        # Windows in output order: each cell gets its shares in that order.
+        for ph, pw, rows, cols, _ in _windows(in_hw, out_hw, kernel, stride,
+                                              pad):
+            dx[:, :, rows, cols] += share[:, :, ph, pw][:, :, None, None]
+        return dx
     # Reversed offsets add each cell's shares in output order, as Caffe.
     for out_index, in_index, _ in _offsets(in_hw, out_hw, kernel, stride,
                                            pad, reverse=True):

@@ -37,6 +37,9 @@ def limit_blas_threads(threads):
     a thread variable."""
     if any(os.environ.get(name) for name in _USER_VARIABLES):
         return None
+    # kaffe.threads decides each GEMM's BLAS threads within this cap.
+    from .. import threads as kaffe_threads
+    kaffe_threads.set_num_threads(int(threads))
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

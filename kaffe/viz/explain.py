@@ -231,7 +231,7 @@ def explain_net(net, data_notes=None):
     total_params = trainable = 0
     total_macs = 0
     activation_bytes = 0
-    counted_buffers = []
+    counted_buffers = {}         # id -> the array owning a counted memory
     for node in net.graph:
         name, layer = node.name, node.layer
         bottoms, tops = list(node.bottoms), list(node.tops)
@@ -265,11 +265,14 @@ def explain_net(net, data_notes=None):
             formula = layer_formula(name, layer, bottom_blobs, top_blobs)
 
         # Activation memory: a top sharing a bottom's memory costs nothing.
+        # Blobs share whole buffers, so the array that owns a top's memory
+        # identifies it: one dictionary lookup per top (comparing with every
+        # counted buffer made explain quadratic in the number of layers).
         for blob in top_blobs:
-            data = blob.data
-            if any(np.may_share_memory(data, b) for b in counted_buffers):
+            owner = _memory_owner(blob.data)
+            if id(owner) in counted_buffers:
                 continue
-            counted_buffers.append(data)
+            counted_buffers[id(owner)] = owner
             activation_bytes += blob.count * itemsize
 
         rfs, unknown = propagate_rf(layer, bottoms, bottom_blobs, tops,
@@ -296,6 +299,13 @@ def explain_net(net, data_notes=None):
     return Report(name=net.name, phase=caffe_pb2.Phase.Name(net.phase),
                   inputs=inputs, layers=rows, totals=totals,
                   receptive_field=blob_rf, notes=notes)
+
+
+def _memory_owner(array):
+    """The array that owns ``array``'s memory (the end of its .base chain)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 def _lr_mult(layer_param, j):

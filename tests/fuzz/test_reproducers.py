@@ -341,3 +341,153 @@ def test_binaryproto_mean_with_absurd_shapes_is_refused():
         blob.data.extend([1.0] * (5 if dims[0] else 0))
         with pytest.raises(kaffe.KaffeShapeError):
             kaffe.io.blobproto_to_array(blob)
+
+
+def test_pooling_window_loop_equals_offset_loop_bit_for_bit():
+    """Large windows (SPP's level 0, global pooling, a huge kernel_size)
+    loop over the windows instead of the kernel offsets; both loops give the
+    same bits, masks and gradients (NaN, −inf, −FLT_MAX and ties included)."""
+    import kaffe.ops.pooling as P
+
+    def both(f, *args, **kw):
+        old = P._WINDOW_LOOP_RATIO
+        try:
+            P._WINDOW_LOOP_RATIO = 10 ** 9          # always offsets
+            a = f(*args, **kw)
+            P._WINDOW_LOOP_RATIO = 0                # always windows
+            b = f(*args, **kw)
+        finally:
+            P._WINDOW_LOOP_RATIO = old
+        return a, b
+
+    rng = np.random.default_rng(14)
+    checked = 0
+    while checked < 120:
+        H, W = rng.integers(1, 10, 2)
+        kh, kw = rng.integers(1, 7, 2)
+        sh, sw = rng.integers(1, 4, 2)
+        ph, pw = min(rng.integers(0, 3), kh - 1), min(rng.integers(0, 3), kw - 1)
+        if H + 2 * ph < kh or W + 2 * pw < kw:
+            continue
+        out = (P.pool_output_size(H, kh, sh, ph),
+               P.pool_output_size(W, kw, sw, pw))
+        dtype = (np.float32, np.float64)[checked % 2]
+        x = rng.integers(-3, 3, (2, 3, H, W)).astype(dtype)
+        for value in (np.nan, -np.inf, -0.0, -3.4028235e38):
+            x[rng.random(x.shape) < 0.1] = value
+        geometry = ((kh, kw), (sh, sw), (ph, pw))
+        (y1, m1), (y2, m2) = both(P.max_pool_forward, x, *geometry, out)
+        assert np.array_equal(y1, y2, equal_nan=True)
+        assert np.array_equal(m1, m2)
+        smooth = rng.standard_normal(x.shape).astype(dtype)
+        with np.errstate(all="ignore"):
+            a1, a2 = both(P.ave_pool_forward, smooth, *geometry, out)
+            dy = rng.standard_normal(a1.shape).astype(dtype)
+            b1, b2 = both(P.ave_pool_backward, dy, x.shape, *geometry)
+        assert np.array_equal(a1, a2, equal_nan=True)
+        assert np.array_equal(b1, b2, equal_nan=True)
+        checked += 1
+
+
+def test_spp_over_a_large_plane_does_not_loop_per_kernel_offset(tmp_path):
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:1 dim:1 dim:1000 dim:1000}}}
+layer{name:"s" type:"SPP" bottom:"d" top:"s" spp_param{pyramid_height:2}}""")
+    net = kaffe.Net(path, kaffe.TEST)
+    net.blobs["d"].data[...] = np.arange(10 ** 6).reshape(1, 1, 1000, 1000)
+    start = time.monotonic()
+    net.forward()
+    assert time.monotonic() - start < 10     # a million-offset loop: ~40 s
+    assert net.blobs["s"].data[0, 0] == 10 ** 6 - 1
+
+
+def test_corrupted_lmdb_record_names_its_key(tmp_path):
+    pytest.importorskip("lmdb")
+    from kaffe.testing.fuzz.corpus import DATA_NET, write_lmdb
+    good = kaffe.io.array_to_datum(np.zeros((1, 6, 6), np.uint8), label=1)
+    records = [good.SerializeToString()] * 3
+    records[1] = b"\xff\xff\xff not a datum"
+    write_lmdb(tmp_path / "db", [(f"{i:08d}".encode(), r)
+                                 for i, r in enumerate(records)])
+    net = _net(tmp_path, DATA_NET % (tmp_path / "db"))
+    with pytest.raises(kaffe.KaffeFormatError, match="record '00000001'"):
+        n = kaffe.Net(net, kaffe.TRAIN)
+        for _ in range(3):
+            n.forward()
+
+
+def test_explain_is_linear_in_the_number_of_layers(tmp_path):
+    """5,000 layers took 34 s and 10,000 took 180 s (every top compared
+    with every counted buffer); 8× the layers must now cost about 8× the
+    time (a quadratic explain would take 64×)."""
+    from kaffe.viz.explain import explain
+
+    def deep(n):
+        lines = ['layer { name: "data" type: "Input" top: "b0" '
+                 'input_param { shape { dim: 1 dim: 2 } } }']
+        lines += [f'layer {{ name: "l{i}" type: "ReLU" bottom: "b{i - 1}" '
+                  f'top: "b{i}" }}' for i in range(1, n + 1)]
+        return _net(tmp_path, "\n".join(lines), f"deep{n}.prototxt")
+
+    def seconds(path):
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            report = explain(path)
+            best = min(best, time.perf_counter() - start)
+        return best, report
+
+    small, _ = seconds(deep(400))
+    large, report = seconds(deep(3200))
+    assert len(report.layers) == 3201
+    assert large / small < 24, (small, large)
+
+
+@pytest.mark.parametrize("fmt", ["BINARYPROTO", "HDF5"])
+def test_kill_9_while_snapshotting_keeps_every_final_file_loadable(tmp_path,
+                                                                    fmt):
+    """kill -9 at a random point of a run that snapshots every iteration:
+    no torn file under a final name, and the last pair resumes."""
+    import glob
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    if fmt == "HDF5":
+        pytest.importorskip("h5py")
+    from kaffe.testing.fuzz.corpus import TINY_NET, TINY_TRAIN_NET
+    (tmp_path / "train.prototxt").write_text(TINY_TRAIN_NET)
+    (tmp_path / "deploy.prototxt").write_text(TINY_NET)
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f'net: "{tmp_path}/train.prototxt" base_lr: 0.01 '
+                      f'lr_policy: "fixed" momentum: 0.9 max_iter: 1000000 '
+                      f'snapshot: 1 snapshot_prefix: "{tmp_path}/s" '
+                      f'snapshot_format: {fmt}')
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    proc = subprocess.Popen([sys.executable, "-m", "kaffe", "train",
+                             "--solver", str(solver)], env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ext = ".h5" if fmt == "HDF5" else ""
+    try:
+        deadline = time.monotonic() + 60
+        while len(glob.glob(f"{tmp_path}/s_iter_*.solverstate{ext}")) < 3:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(random.Random().uniform(0, 0.3))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    net = kaffe.Net(str(tmp_path / "deploy.prototxt"), kaffe.TEST)
+    models = glob.glob(f"{tmp_path}/s_iter_*.caffemodel{ext}")
+    states = glob.glob(f"{tmp_path}/s_iter_*.solverstate{ext}")
+    for model in models:
+        net.copy_from(model)                      # none is torn
+    iteration = lambda p: int(p.split("_iter_")[1].split(".")[0])  # noqa
+    last = max(states, key=iteration)
+    resumed = kaffe.get_solver(str(solver))
+    resumed.restore(last)
+    assert resumed.iter == iteration(last)

@@ -99,7 +99,8 @@ def api_call(kind, path, ctx, scratch):
         from kaffe.proto.io import read_blobproto
         mean = kaffe.io.blobproto_to_array(read_blobproto(path))
         transformer = kaffe.io.Transformer({"data": (1, 3, 6, 6)})
-        transformer.set_mean("data", mean[0] if mean.ndim == 4 else mean)
+        transformer.set_mean("data", mean[0] if mean.ndim == 4 and len(mean)
+                             else mean)
     elif kind == "lmdb":
         net = kaffe.Net(_data_net(path, scratch), kaffe.TRAIN)
         net.forward()
