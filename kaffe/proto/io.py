@@ -39,7 +39,7 @@ def atomic_path(path):
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                                    suffix=".tmp", dir=directory)
-    except OSError as e:
+    except (OSError, ValueError) as e:   # ValueError: a NUL in the name
         raise _write_error(path, e) from None
     os.close(fd)
     try:
@@ -61,7 +61,7 @@ def atomic_path(path):
 
 
 def _write_error(path, error):
-    reason = error.strerror or str(error)
+    reason = getattr(error, "strerror", None) or str(error)
     return KaffeFormatError(
         f"cannot be written ({reason}); nothing was written under this name",
         file=path, fix="free disk space, raise the file-size limit or "

@@ -29,8 +29,7 @@ from google.protobuf import text_format
 
 from ..core.backend import array_module, to_numpy
 from ..core.blob import Blob, proto_shape
-from ..core.errors import KaffeConfigError, KaffeError, KaffeFormatError, \
-    KaffeShapeError
+from ..core.errors import KaffeConfigError, KaffeError, KaffeShapeError
 from ..core.net import TEST, TRAIN, Net
 from ..core.random import set_random_seed
 from ..parallel.context import root_solver, solver_rank

@@ -142,6 +142,14 @@ def _reshape_input(layer, shapes, path, line):
 
 def _to_input(layer, shapes, path, line):
     """Replace data ``layer`` by an Input layer with the same name and tops."""
+    if not len(layer.top):
+        # A Python sink (bottoms, no tops): a Silence layer stands in, so
+        # that its module is not imported.
+        kind, module = layer.type, layer_python_module(layer)
+        layer.type = "Silence"
+        layer.ClearField("python_param")
+        return (f"{kind} layer {module} not run (module not imported); "
+                "stands in as a Silence layer", kind)
     derived, batch = _shapes_from_params(layer)
     first = shapes.get(layer.top[0])
     if first is not None:

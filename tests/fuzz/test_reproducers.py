@@ -491,3 +491,20 @@ def test_kill_9_while_snapshotting_keeps_every_final_file_loadable(tmp_path,
     resumed = kaffe.get_solver(str(solver))
     resumed.restore(last)
     assert resumed.iter == iteration(last)
+
+
+def test_python_sink_layer_is_not_imported_by_explain(tmp_path, capsys):
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:1 dim:3}}}
+layer{name:"p" type:"Python" bottom:"d"
+      python_param{module:"this" layer:"L"}}""")
+    assert main(["explain", path]) == 0
+    captured = capsys.readouterr()
+    assert "Zen of Python" not in captured.out + captured.err
+    assert "not run (module not imported)" in captured.out
+
+
+def test_snapshot_prefix_with_nul_is_a_kaffe_error(tmp_path):
+    from kaffe.proto.io import atomic_write
+    with pytest.raises(kaffe.KaffeFormatError, match="cannot be written"):
+        atomic_write(str(tmp_path / "a\0b"), b"x")
