@@ -83,7 +83,9 @@ def _gaussian(shape, p, layer, field):
     if not p.std >= 0:
         raise _error(layer, "must be >= 0", f"{field}.std", received=p.std,
                      expected="a standard deviation >= 0")
-    values = rng().normal(p.mean, p.std, size=shape)
+    # + 0.0 turns std: -0.0 (which passes >= 0) into 0.0: NumPy refuses
+    # a negative zero scale
+    values = rng().normal(p.mean, p.std + 0.0, size=shape)
     if p.sparse < -1:
         raise _error(layer, "must be >= -1", f"{field}.sparse",
                      received=p.sparse, expected="-1 (off) or a count >= 0")
