@@ -211,3 +211,31 @@ def test_pooling_geometry_past_caffes_int(tmp_path, params):
     with pytest.raises(KaffeError, match=r"layer 'pool' \(Pooling\): "
                        r"pooling_param\.\w+ does not fit Caffe's int"):
         kaffe.Net(str(path), kaffe.TEST).forward()
+
+
+def test_gaussian_filler_with_negative_zero_std(tmp_path):
+    # std: -0.0 passed the `std >= 0` check, then NumPy's normal() raised
+    # ValueError("scale < 0"). A zero std fills the mean.
+    path = tmp_path / "net.prototxt"
+    path.write_text(
+        'layer { name: "d" type: "Input" top: "d" '
+        'input_param { shape { dim: 1 dim: 2 } } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "d" top: "ip" '
+        'inner_product_param { num_output: 2 weight_filler { '
+        'type: "gaussian" mean: 0.5 std: -0.0 } } }\n')
+    net = kaffe.Net(str(path), kaffe.TEST)
+    assert (net.params["ip"][0].data == 0.5).all()
+
+
+def test_ctc_decoder_indicators_with_extra_axes(tmp_path):
+    # Indicators (T, N, 4) passed the (T, N) check on their first two axes,
+    # then reshaping them to (T, N) raised ValueError in forward.
+    path = tmp_path / "net.prototxt"
+    path.write_text(
+        'layer { name: "x" type: "Input" top: "x" top: "c" input_param { '
+        'shape { dim: 5 dim: 1 dim: 3 } shape { dim: 5 dim: 1 dim: 4 } } }\n'
+        'layer { name: "ctc" type: "CTCGreedyDecoder" bottom: "x" '
+        'bottom: "c" top: "y" }\n')
+    with pytest.raises(KaffeError, match=r"layer 'ctc' \(CTCGreedyDecoder\)"
+                       r".*received \(5, 1, 4\), expected \(5, 1\)"):
+        kaffe.Net(str(path), kaffe.TEST).forward()
