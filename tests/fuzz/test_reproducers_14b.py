@@ -177,6 +177,7 @@ def test_kaffe_test_logs_a_bounded_number_of_values(tmp_path, monkeypatch,
     assert err.count("Batch 0, d = ") == 3
     assert "Batch 1, d: 5 more values not shown" in err
     assert err.count("] d = ") == 3
+    assert "] d: 5 more values not shown" in err
 
 
 @pytest.mark.parametrize("field,value", [
