@@ -79,7 +79,7 @@ SUITE = [
 
 
 def key(name):
-    return name.lower().replace(" ", "").replace("-", "").replace(".", "")
+    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def build(name, prototxt, weights, folder):
@@ -264,6 +264,7 @@ def plot(rows, path):
             values.append(match[0] if match else float("nan"))
         ax.bar([j + i * width for j in range(len(nets))], values, width,
                label=f"{label} batch {batch}, {count} thread(s)")
+    ax.set_yscale("log")    # ratios: 2× slower and 2× faster look alike
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(nets))])
     ax.set_xticklabels(nets, rotation=30, ha="right")

@@ -66,6 +66,8 @@ class Layer:
     # only backward reads (argmax masks, saved inputs). A layer on its own
     # keeps everything.
     needs_backward = True
+    # The array module the layer's blobs are made with (the net sets its own).
+    xp = np
     # The sliding-window geometry a layer publishes for the net's readers
     # (kaffe.ops.geometry.ConvGeometry or PoolGeometry), set by setup; None
     # for layers without one.
@@ -180,8 +182,9 @@ class Layer:
         return axis + n if axis < 0 else axis
 
     def make_blob(self, shape):
-        """A new parameter-sized blob in this layer's dtype."""
-        return Blob(shape, dtype=self.dtype)
+        """A new parameter-sized blob in this layer's dtype, made with its
+        array module (``xp``: the net's)."""
+        return Blob(shape, dtype=self.dtype, xp=self.xp)
 
     def to_proto(self, write_diff=False):
         """A copy of the layer's parameter with the current blobs in it."""

@@ -113,6 +113,8 @@ def _uniform(values):
 
 def _per_axis_lines(names, terms, results):
     """'H_out = … = 8' (plus 'W_out = …' when W's arithmetic differs)."""
+    if not names:
+        return "no spatial axes"
     parts = [f"{names[0]}_out = {terms[0]} = {results[0]}"]
     for axis in range(1, len(names)):
         if terms[axis] != terms[0]:

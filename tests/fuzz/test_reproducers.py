@@ -1,6 +1,7 @@
 """Minimal reproducers of what fuzzing found (issue 14): each was a foreign
 exception, a traceback, a hang or a memory blow-up; each must now be a
 kaffe error (or, for valid input, the same result as before)."""
+import pathlib
 import time
 
 import numpy as np
@@ -10,6 +11,8 @@ import kaffe
 from kaffe.memory import KaffeMemoryError, check_bytes, parse_bytes
 from kaffe.tools.cli import main
 
+LENET = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "mnist"
+             / "lenet.prototxt")
 HUGE_INPUT = ('layer{name:"d" type:"Input" top:"d" '
               'input_param{shape{dim:1000000 dim:1000000}}}')
 
@@ -43,7 +46,7 @@ def test_blob_reshape_checks_the_ceiling_before_any_buffer():
 
 
 def test_max_bytes_env_and_api(monkeypatch):
-    lenet = "examples/mnist/lenet.prototxt"
+    lenet = LENET
     monkeypatch.setenv("KAFFE_MAX_BYTES", "1M")
     with pytest.raises(KaffeMemoryError, match="layer 'conv1'"):
         kaffe.Net(lenet, kaffe.TEST)
@@ -68,7 +71,7 @@ def test_check_bytes_is_exact_for_huge_products():
 
 
 def test_memory_error_in_forward_names_the_layer(tmp_path, monkeypatch):
-    net = kaffe.Net("examples/mnist/lenet.prototxt", kaffe.TEST)
+    net = kaffe.Net(LENET, kaffe.TEST)
     layer = net.layer_dict["ip1"]
 
     def forward(bottom, top):
@@ -508,3 +511,14 @@ def test_snapshot_prefix_with_nul_is_a_kaffe_error(tmp_path):
     from kaffe.proto.io import atomic_write
     with pytest.raises(kaffe.KaffeFormatError, match="cannot be written"):
         atomic_write(str(tmp_path / "a\0b"), b"x")
+
+
+def test_explain_convolution_without_spatial_axes(tmp_path):
+    from kaffe.viz.explain import explain
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:2 dim:6}}}
+layer{name:"c" type:"Convolution" bottom:"d" top:"c"
+      convolution_param{num_output:3 kernel_size:1}}""")
+    report = explain(path)
+    assert report.layers[1].top_shapes == [(2, 3)]
+    assert "no spatial axes" in report.layers[1].formula
