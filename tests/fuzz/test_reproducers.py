@@ -543,3 +543,10 @@ def test_gaussian_filler_with_negative_zero_std():
     blob = kaffe.Blob((2, 3))
     fill(blob, caffe_pb2.FillerParameter(type="gaussian", mean=1, std=-0.0))
     assert (blob.data == 1).all()
+
+
+def test_file_names_with_nul_are_kaffe_errors(tmp_path):
+    from kaffe.proto.hdf5 import is_hdf5
+    assert not is_hdf5("a\0b")
+    with pytest.raises(kaffe.KaffeFormatError, match="NUL"):
+        kaffe.Net(LENET, kaffe.TEST, weights="w\0.caffemodel")
