@@ -8,8 +8,11 @@ iterations alternate (A B B A …, so that a drifting machine load cancels)
 between the recorder sampling once per block (``--stats`` with
 ``display: K``; K = 100 in Caffe's LeNet recipe) and not sampling at all;
 the ratio is the median over P pairs. Short blocks then compare sampling
-every iteration (``kaffe doctor``'s setting) with not sampling. What the
-callbacks cost when they do not sample is timed by calling them directly.
+every iteration (``kaffe doctor``'s setting) with not sampling. On a busy
+machine those ratios carry its noise; two numbers that do not: what the
+callbacks cost when they do not sample (timed by calling them directly)
+and the recording work of a sampled iteration (timed inside the
+callbacks), as a share of an iteration.
 The same solver serves every mode, so that nets, caches and memory are the
 same. Nothing is asserted; 1.10 would be a 10 % slowdown. BLAS threads as
 threadpoolctl reports them.
@@ -71,6 +74,34 @@ def idle_hook_seconds(solver, recorder, repeat=2000):
     return (time.perf_counter() - start) / repeat
 
 
+def recording_seconds(batch, images, labels, iterations=5):
+    """Seconds per iteration spent inside the Recorder's callbacks when
+    every iteration is sampled (timed around each callback, so it does not
+    depend on how busy the machine is between them), and the iteration's
+    own time."""
+    solver = kaffe_solver(batch, images, labels)
+    recorder = Recorder(solver.net, every=1)
+    spent = [0.0]
+
+    def timed(fn):
+        def run(*args):
+            start = time.perf_counter()
+            fn(*args)
+            spent[0] += time.perf_counter() - start
+        return run
+
+    for name in ("_before_forward", "_after_forward", "_after_backward",
+                 "_on_start", "_on_gradients_ready"):
+        setattr(recorder, name, timed(getattr(recorder, name)))
+    recorder.attach(solver)
+    solver.step(2)
+    spent[0] = 0.0
+    start = time.perf_counter()
+    solver.step(iterations)
+    total = time.perf_counter() - start
+    return spent[0] / iterations, total / iterations
+
+
 def threads():
     try:
         from threadpoolctl import threadpool_info
@@ -109,7 +140,12 @@ def main():
     print(f"  every iteration (doctor): {t * 1e3:7.2f} ms/iter   "
           f"ratio {ratio:.3f}  (against {base * 1e3:.2f}; {args.pairs} "
           f"pairs of {args.short}-iteration blocks)")
-    print(f"  records kept: {len(recorder.records)}")
+    inside, whole = recording_seconds(args.batch, images, labels)
+    print(f"  recording work per sampled iteration: {inside * 1e3:.2f} ms of "
+          f"{whole * 1e3:.2f} ({inside / (whole - inside):.1%} of an "
+          f"iteration); every {args.every}: "
+          f"{inside / (whole - inside) / args.every:.3%} + the callbacks "
+          f"{hooks / base:.3%}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ examples/mnist's LeNet (train phase) reading a synthetic 28×28 LMDB through
 its Data layer (so the workers read their shards, prefetch threads
 included), trained with the recipe's SGD; every worker runs ``--batch``
 images per step, so 2 workers train on twice the images per step. Each
-configuration runs in its own processes (the BLAS threads are fixed with
+configuration runs in its own processes (the threads are fixed with
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS before NumPy loads, and with
-threadpoolctl); after warm-up steps, worker 0 times S steps between two
+kaffe.threads, not adaptive); after warm-up steps, worker 0 times S steps between two
 barriers. It prints images/s, the compute and all-reduce time per step, and
 the ratios against 1 worker × 1 thread measured in the same run. Nothing is
 asserted: on a shared machine the numbers move; compare the ratios.
@@ -51,6 +51,7 @@ def _threads_env(threads):
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                  "MKL_NUM_THREADS"):
         env[name] = str(threads)
+    env.pop("KAFFE_NUM_THREADS", None)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -87,11 +88,11 @@ def worker(args):
 
     import kaffe
     from kaffe import parallel
-    from kaffe.parallel.threads import limit_blas_threads
+    from kaffe.parallel.threads import limit_threads
     comm = None
     if parallel.launched_size() > 1:
         comm = parallel.init(threads=args.threads)
-    limit_blas_threads(args.threads)
+    limit_threads(args.threads, adaptive=False)
     solver = kaffe.get_solver(args.solver)
     times = {"comm": [], "wait": []}
     if comm is not None:
@@ -217,8 +218,9 @@ def driver(args):
         print(f"the all-reduce alone (no training around it, median): "
               f"{two['allreduce_alone_ms']:.3f} ms for "
               f"{two['gradient_bytes']:,} bytes")
-        print(f"(best of {args.repeat} runs each; BLAS threads fixed per "
-              "worker with OMP_NUM_THREADS/OPENBLAS_NUM_THREADS)")
+        print(f"(best of {args.repeat} runs each; threads fixed per worker "
+              "with OMP_NUM_THREADS/OPENBLAS_NUM_THREADS and "
+              "kaffe.threads.set_num_threads(n, adaptive=False))")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -333,10 +335,10 @@ def model_worker(args):
     import numpy as np
 
     import kaffe
-    from kaffe.parallel.threads import limit_blas_threads
+    from kaffe.parallel.threads import limit_threads
     from kaffe.proto import caffe_pb2
     from kaffe.proto.io import parse_text
-    limit_blas_threads(args.threads)
+    limit_threads(args.threads, adaptive=False)
     text = {"alexnet": alexnet, "resnet50": resnet50}[args.model](args.batch)
     param = caffe_pb2.SolverParameter()
     parse_text(SOLVER.replace('net: "{net}"\n', "").format(

@@ -35,7 +35,7 @@ from .core.random import set_random_seed
 from .parallel.context import (set_multiprocess, set_solver_count,
                                set_solver_rank, solver_count, solver_rank)
 from .parallel.nccl import NCCL
-from .core.registry import layer_type_list
+from .core.registry import layer_type_list, register_layer
 from .proto import caffe_pb2 as _caffe_pb2  # noqa: F401 caffe.proto.caffe_pb2
 from .solvers import (AdaDeltaSolver, AdaGradSolver, AdamSolver,
                       NesterovSolver, RMSPropSolver, SGDSolver, get_solver)

@@ -181,6 +181,13 @@ class Blob:
         """True once a diff buffer exists (inference nets never create one)."""
         return self._diff is not None
 
+    def release(self):
+        """Drop this blob's data and diff buffers (their memory is freed
+        once no other blob shares them); they come back zeroed, in the
+        current shape, on the next access."""
+        self._data = None
+        self._diff = None
+
     def share_data(self, other):
         """Make this blob's data the same memory as ``other``'s (counts must match)."""
         self._check_same_count(other, "share data")

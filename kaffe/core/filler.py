@@ -26,6 +26,21 @@ from ..errors import KaffeConfigError
 from .random import rng
 
 
+def check_filler(filler_param, *, layer=None, field="filler"):
+    """Refuse an unknown filler type (a located error); return its function.
+
+    For a layer that fills later (DummyData's random tops) but must reject
+    a bad filler at setup, as Caffe's GetFiller does.
+    """
+    kind = filler_param.type
+    function = _FILLERS.get(kind)
+    if function is None:
+        raise _error(layer, "is not a known filler type", f"{field}.type",
+                     received=kind, expected="one of " + ", ".join(
+                         sorted(_FILLERS)))
+    return function
+
+
 def fill(blob, filler_param, *, layer=None, field="filler"):
     """Fill ``blob.data`` as ``filler_param`` says.
 
@@ -36,11 +51,7 @@ def fill(blob, filler_param, *, layer=None, field="filler"):
         field: the filler's field name, for error messages ("weight_filler").
     """
     kind = filler_param.type
-    function = _FILLERS.get(kind)
-    if function is None:
-        raise _error(layer, "is not a known filler type", f"{field}.type",
-                     received=kind, expected="one of " + ", ".join(
-                         sorted(_FILLERS)))
+    function = check_filler(filler_param, layer=layer, field=field)
     if blob.count == 0:
         raise _error(layer, "cannot fill an empty blob", field,
                      received=blob.shape_string(),

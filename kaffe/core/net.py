@@ -57,10 +57,13 @@ class Net(NetWeights, PycaffeBatches):
     Args:
         dtype: element type of every blob (float32, as Caffe; tests may use
             float64).
+        xp: the array module the blobs are made with (NumPy; a GPU array
+            module such as CuPy once kaffe has a GPU backend). The layers
+            see it as ``layer.xp`` and make their parameter blobs with it.
     """
 
     def __init__(self, network, *args, phase=None, level=None, stages=None,
-                 weights=None, dtype=np.float32):
+                 weights=None, dtype=np.float32, xp=np):
         legacy = bool(args) and isinstance(args[0], (str, bytes, os.PathLike))
         phase, weights, level, stages = _constructor_args(
             args, phase, weights, level, stages)
@@ -76,13 +79,14 @@ class Net(NetWeights, PycaffeBatches):
         param, source = load_net(network)
         set_net_state(param, phase, level, stages)
         self.dtype = np.dtype(dtype)
+        self.xp = xp
         self._source = source
         self._init(param)
         if weights is not None:
             self.copy_from(weights)
 
     @classmethod
-    def from_param(cls, param, source=None, dtype=np.float32):
+    def from_param(cls, param, source=None, dtype=np.float32, xp=np):
         """Build a net from an in-memory NetParameter (its state decides the phase).
 
         Args:
@@ -93,6 +97,7 @@ class Net(NetWeights, PycaffeBatches):
         from ..proto.io import NetSource
         net = cls.__new__(cls)
         net.dtype = np.dtype(dtype)
+        net.xp = xp
         net._source = source if source is not None else NetSource(None)
         net._init(param)
         return net
@@ -150,6 +155,7 @@ class Net(NetWeights, PycaffeBatches):
                     received=len(layer_param.propagate_down),
                     expected=f"0 or {len(layer_param.bottom)}")
             layer = create_layer(layer_param, dtype=self.dtype, source=source)
+            layer.xp = self.xp
             self.layers.append(layer)
             self._layer_names.append(layer_param.name)
             log.info("Creating Layer %s", layer_param.name)
@@ -258,7 +264,7 @@ class Net(NetWeights, PycaffeBatches):
         log.info("Network initialization done.")
 
     def _new_blob(self, name):
-        self._blobs.append(Blob(dtype=self.dtype))
+        self._blobs.append(Blob(dtype=self.dtype, xp=self.xp))
         self._blob_names.append(name)
         self._blob_need_backward.append(False)
         self._blob_loss_weights.append(0.0)
@@ -391,6 +397,9 @@ class Net(NetWeights, PycaffeBatches):
                                                self._tops(i))
             except (MemoryError, KaffeMemoryError) as e:
                 raise self._memory_error(e, i, "running forward") from None
+            if self._release_plan is not None:
+                for blob in self._release_plan[i]:
+                    blob.release()
             if self.debug_info:
                 self._forward_debug_info(i)
             for run in self._after_forward:
@@ -631,6 +640,41 @@ class Net(NetWeights, PycaffeBatches):
     @property
     def blob_loss_weights(self):
         return OrderedDict(zip(self._blob_names, self._blob_loss_weights))
+
+    # Opt-in inference memory: the blobs each layer's forward is the last
+    # to read, or None (see release_intermediates).
+    _release_plan = None
+
+    @property
+    def release_intermediates(self):
+        """Opt-in lean inference (default False): when True, forward frees
+        each intermediate blob's data as soon as no later layer reads it,
+        so that only the weights and the activations still to be read take
+        memory (a chain net peaks near its two largest activations). The
+        net's inputs and outputs are kept; every other blob reads as zeros
+        after a forward (pycaffe scripts that read features from inner
+        blobs must leave it off), forward(start=...) must start at the
+        first layer, and each forward allocates the blobs afresh."""
+        return self._release_plan is not None
+
+    @release_intermediates.setter
+    def release_intermediates(self, value):
+        if not value:
+            self._release_plan = None
+            return
+        last_reader = {}
+        for i, ids in enumerate(self._top_ids):
+            for blob_id in ids:
+                last_reader.setdefault(blob_id, i)
+        for i, ids in enumerate(self._bottom_ids):
+            for blob_id in ids:
+                last_reader[blob_id] = i
+        keep = set(self._inputs) | set(self._outputs)
+        plan = [[] for _ in self.layers]
+        for blob_id, i in last_reader.items():
+            if blob_id not in keep:
+                plan[i].append(self._blobs[blob_id])
+        self._release_plan = plan
 
     @property
     def inputs(self):

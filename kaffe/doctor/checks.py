@@ -94,7 +94,7 @@ def _finite(x):
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-# -- the checks ----------------------------------------------------------------
+# -- the checks ---------------------------------------------------------------
 def check_label_range(run):
     """Labels outside [0, C) of a classifier with C outputs (ignore_label
     aside): Caffe reads past the scores, kaffe stops."""
@@ -188,8 +188,15 @@ def check_batchnorm_phase(run):
     """use_global_stats against the phase: stored averages while training
     never learn; batch statistics at test time depend on the batch."""
     out = []
-    phase = run.net["phase"]
-    for layer in run.layers:
+    for net in [run.net] + list(run.meta.get("test_nets") or []):
+        out.extend(_batchnorm_phase(run, net))
+    return out
+
+
+def _batchnorm_phase(run, net):
+    out = []
+    phase = net["phase"]
+    for layer in net["layers"]:
         if layer["type"] != "BatchNorm":
             continue
         ugs = layer["config"].get("use_global_stats")
@@ -205,7 +212,9 @@ def check_batchnorm_phase(run):
                 use_global_stats=True))
         elif phase == "TEST" and ugs is False:
             out.append(_finding(
-                "batchnorm_phase", "error",
+                # A deploy net's outputs are wrong; a test net's scores are
+                # only misleading.
+                "batchnorm_phase", "error" if net is run.net else "warning",
                 f"'{layer['name']}' normalises each test batch by its own "
                 "statistics: outputs depend on the batch, and a single "
                 "image is normalised to zero",
@@ -357,8 +366,8 @@ def check_lr_too_high(run):
     rising, oscillating or blowing up."""
     solver = run.meta.get("solver")
     rows = _update_ratios(run)
-    if solver is None or not rows:
-        return []
+    if solver is None or not rows or check_input_scale(run):
+        return []       # raw inputs make the gradients, hence the steps, big
     # The first iteration with a step too large for its weights (else the
     # largest step of the first few iterations), and its worst layer.
     high = [row for row in rows
@@ -495,10 +504,17 @@ def check_saturated_softmax(run):
             heavy and heavy[0][0] == first)
         evidence = {}
         if at_start:
-            evidence = _initial_scale(run, scores)
-            fix = ("the scores are huge before any update: initialise with "
-                   "weight_filler xavier or msra (or a much smaller std) and "
-                   "scale the inputs")
+            evidence = _initial_scale(run)
+            hand_set = [name for name, f in evidence["weight_fillers"]
+                        .items() if f and not f.startswith(("xavier",
+                                                            "msra"))]
+            fix = ("the scores are huge before any update: initialise "
+                   + ", ".join(f"'{n}'" for n in hand_set) + " with "
+                   "weight_filler xavier or msra (or a much smaller std)"
+                   if hand_set else
+                   "the scores are huge before any update although the "
+                   "fillers scale to their inputs: scale the inputs to "
+                   "about [0, 1]")
         if stuck:
             out.append(_finding(
                 "saturated_softmax", "error",
@@ -524,19 +540,17 @@ def check_saturated_softmax(run):
     return out
 
 
-def _initial_scale(run, scores):
+def _initial_scale(run):
     """Evidence for a too-large start: the std of each learnable layer's
-    output in the first record, and the filler of the layer making the
-    scores."""
+    output in the first record, and each one's weight filler."""
     record = run.sampled[0]
-    stds = {}
+    stds, fillers = {}, {}
     for layer in _learnable(run):
         tops = record.get("tops", {}).get(layer["name"], {})
         for s in tops.values():
             stds[layer["name"]] = s["std"]
-    maker = _source_layer(run, scores) or {}
-    return {"initial_output_std": stds,
-            "weight_filler": maker.get("config", {}).get("weight_filler")}
+        fillers[layer["name"]] = layer["config"].get("weight_filler")
+    return {"initial_output_std": stds, "weight_fillers": fillers}
 
 
 def _certain_softmax(run, layer):

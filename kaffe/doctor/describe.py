@@ -16,7 +16,8 @@ LABELLED = ("SoftmaxWithLoss", "Accuracy", "MultinomialLogisticLoss",
             "InfogainLoss")
 DATA_TYPES = ("Data", "ImageData", "HDF5Data", "MemoryData", "DummyData",
               "Input", "WindowData", "AnnotatedData", "Python")
-FLT_MIN_LOSS = 87.33654475   # -log(FLT_MIN): a softmax loss stuck here is saturated
+# -log(FLT_MIN): a softmax loss stuck here is saturated.
+FLT_MIN_LOSS = 87.33654475
 
 
 def describe_net(net):
@@ -38,7 +39,8 @@ def describe_net(net):
         })
     weights = net.blob_loss_weights
     return {
-        "name": net.name, "phase": caffe_pb2.Phase.Name(net.phase), "layers": layers,
+        "name": net.name, "phase": caffe_pb2.Phase.Name(net.phase),
+        "layers": layers,
         "blobs": {k: list(v) for k, v in net.blob_shapes().items()},
         "loss_blobs": [b for b, w in weights.items() if w],
         "outputs": list(net.outputs),
@@ -75,7 +77,8 @@ def layer_config(type_name, p):
     if type_name == "BatchNorm":
         bn = p.batch_norm_param
         out["use_global_stats"] = (bn.use_global_stats
-                                   if bn.HasField("use_global_stats") else None)
+                                   if bn.HasField("use_global_stats")
+                                   else None)
     if type_name in LABELLED:
         loss = p.loss_param
         out["ignore_label"] = (loss.ignore_label

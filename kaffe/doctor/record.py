@@ -59,7 +59,8 @@ class Recorder:
         self.pending_losses = []
         self.first_nonfinite = None
         self._saved = None          # layer -> its weights before the update
-        self._relu = {}             # layer -> (ever positive, ever varied, peak)
+        # layer -> (ever positive, ever varied, largest input) per unit
+        self._relu = {}
         self._passes = 0            # forward passes begun (layer 0 ran)
         self._loss_pass = -1        # the pass the last loss entry belongs to
         self._by_name = {n.name: n for n in self.nodes}
@@ -69,7 +70,7 @@ class Recorder:
 
     # -- wiring ---------------------------------------------------------------
     def attach(self, solver=None):
-        """Hook into the net (and ``solver``: its iteration count and update)."""
+        """Hook into the net (and ``solver``: its iterations, updates)."""
         self.net.before_forward(self._before_forward)
         self.net.after_forward(self._after_forward)
         self.net.after_backward(self._after_backward)
@@ -146,7 +147,7 @@ class Recorder:
         if self.on_record is not None:
             self.on_record(record)
 
-    # -- the hooks --------------------------------------------------------------
+    # -- the hooks ------------------------------------------------------------
     def _before_forward(self, i):
         if i == 0:
             self._passes += 1
@@ -220,7 +221,7 @@ class Recorder:
             saved[node.name] = data.astype(np.float64)
         self._saved = saved
 
-    # -- pieces -----------------------------------------------------------------
+    # -- pieces ---------------------------------------------------------------
     def _relu_units(self, node):
         if node.param.relu_param.negative_slope != 0:
             return

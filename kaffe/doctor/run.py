@@ -39,6 +39,7 @@ def diagnose_solver(solver, weights=(), iterations=50, level=0, stages=()):
         raise KaffeConfigError("must be at least 1", field="--iterations",
                                received=iterations)
     param, source = load_solver(solver)
+    test_nets = _test_net_descriptions(param)
     files = [w.strip() for entry in list(param.weights) + list(weights)
              for w in entry.split(",") if w.strip()]
     param.ClearField("weights")
@@ -57,7 +58,8 @@ def diagnose_solver(solver, weights=(), iterations=50, level=0, stages=()):
     net = solver.net
     meta = {"mode": "train", "net": describe_net(net),
             "solver": solver_settings(param), "every": 1,
-            "weights": _load_weights(net, files, describe_net(net))}
+            "weights": _load_weights(net, files, describe_net(net)),
+            "test_nets": test_nets}
     recorder = Recorder(net, every=1).attach(solver)
     error = None
     with np.errstate(all="ignore"):
@@ -73,6 +75,34 @@ def diagnose_solver(solver, weights=(), iterations=50, level=0, stages=()):
                                      for f in findings):
         raise error     # the run failed for a reason no check explains
     return findings, run
+
+
+def _test_net_descriptions(param):
+    """The solver's test nets as the static checks see them (their layers
+    and configs; nothing is built, no data opened)."""
+    from ..core.net import TEST
+    from ..proto import caffe_pb2
+    from ..proto.io import load_net
+    nets = [load_net(path)[0] for path in param.test_net]
+    nets += [_copy(p) for p in param.test_net_param]
+    if len(param.test_iter) > len(nets):
+        if param.HasField("net_param"):
+            nets.append(_copy(param.net_param))
+        elif param.net:
+            nets.append(load_net(param.net)[0])
+    out = []
+    for i, net in enumerate(nets):
+        net.state.CopyFrom(param.test_state[i] if i < len(param.test_state)
+                           else caffe_pb2.NetState())
+        net.state.phase = TEST
+        out.append(describe_param(net))
+    return out
+
+
+def _copy(message):
+    out = type(message)()
+    out.CopyFrom(message)
+    return out
 
 
 def _load_weights(net, files, description):

@@ -21,7 +21,7 @@ def converts(*types):
     return register
 
 
-# -- element-wise and layout -------------------------------------------------------------
+# -- element-wise and layout ---------------------------------------------------
 @converts("ReLU6")
 def relu6(ctx):
     g = ctx.graph
@@ -165,16 +165,31 @@ def upsample(ctx):
 
 
 @converts("BN")
-def segnet_bn(ctx):
-    """SegNet's BN in INFERENCE mode: its stored per-channel scale and
-    shift (the statistics are folded in by the fork's compute_bn_statistics
-    script)."""
-    if ctx.param.bn_param.bn_mode != caffe_pb2.BNParameter.INFERENCE:
+def fork_bn(ctx):
+    """The forks' BN: SegNet's in INFERENCE mode is its stored per-channel
+    scale and shift (compute_bn_statistics folds the statistics in);
+    PSPNet's in TEST (or frozen) normalises with its running statistics,
+    ONNX's BatchNormalization exactly."""
+    p = ctx.param.bn_param
+    g = ctx.graph
+    pspnet = len(ctx.node.params) == 4 or any(p.HasField(f) for f in (
+        "slope_filler", "bias_filler", "momentum", "eps", "frozen"))
+    if pspnet:
+        if ctx.phase != "TEST" and not p.frozen:
+            raise ctx.error("PSPNet's BN uses batch statistics while "
+                            "training", field="bn_param.frozen",
+                            fix="export the TEST phase")
+        scale, shift, mean, var = (ctx.weights(i).reshape(-1)
+                                   for i in range(4))
+        return g.op("BatchNormalization", [ctx.inputs[0]] + [
+            g.const(v, ctx.hint(n)) for v, n in (
+                (scale, "scale"), (shift, "shift"), (mean, "mean"),
+                (var, "var"))], ctx.name, out=ctx.out(), epsilon=p.eps)
+    if p.bn_mode != caffe_pb2.BNParameter.INFERENCE:
         raise ctx.error("LEARN mode normalises with batch statistics",
                         field="bn_param.bn_mode",
                         fix="set bn_mode: INFERENCE (after computing the "
                             "statistics)")
-    g = ctx.graph
     rank = len(ctx.bottom_shapes[0])
     scale = ctx.weights(0).reshape((-1,) + (1,) * (rank - 2))
     shift = ctx.weights(1).reshape((-1,) + (1,) * (rank - 2))
@@ -184,7 +199,7 @@ def segnet_bn(ctx):
                 out=ctx.out())
 
 
-# -- detection ------------------------------------------------------------------------------
+# -- detection ----------------------------------------------------------------
 @converts("PriorBox")
 def prior_box(ctx):
     """The priors depend only on the shapes, so they are a constant: the

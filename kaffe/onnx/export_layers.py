@@ -12,6 +12,7 @@ import numpy as np
 from ..proto import caffe_pb2
 
 CONVERTERS = {}
+_FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def converts(*types):
@@ -28,7 +29,7 @@ def _broadcast_shape(shape, axis, ndim):
     return tuple(shape) + (1,) * (ndim - axis - len(shape))
 
 
-# -- identities ---------------------------------------------------------------------
+# -- identities ---------------------------------------------------------------
 @converts("Split")
 def split(ctx):
     return [ctx.inputs[0]] * len(ctx.top_shapes)
@@ -46,7 +47,7 @@ def silence(ctx):
     return []
 
 
-# -- vision ---------------------------------------------------------------------------
+# -- vision -------------------------------------------------------------------
 def _conv_geometry(ctx):
     geometry = ctx.node.geometry
     if geometry.axis != 1:
@@ -135,6 +136,22 @@ def _pool_windows(ctx, x, g, size, out, hint, out_name=None):
     """MAX or AVE pooling with geometry ``g`` giving Caffe's ``out`` size."""
     ends = pool_end_pads(size, g.kernel, g.stride, g.pad, out)
     kernel, stride = list(g.kernel), list(g.stride)
+    empty = any(e >= k for e, k in zip(ends, kernel))
+    if g.method == "MAX" and empty:
+        # Caffe's last window lies wholly past an unpadded input and gives
+        # -FLT_MAX; ONNX pads must be shorter than the kernel, so those
+        # cells are written out as -FLT_MAX.
+        pads = [0, 0, 0, 0, 0, 0] + ends
+        x = ctx.graph.op("Pad", [x, ctx.graph.ints(pads, ctx.hint("pads")),
+                                 ctx.graph.const(-_FLT_MAX, ctx.hint("low"))],
+                         hint + "/pad", mode="constant")
+        ends = [0, 0]
+    elif empty:
+        raise ctx.error("its last window lies wholly past the input (Caffe "
+                        "divides by a zero window size there, giving NaN)",
+                        field="pooling_param.stride", received=tuple(stride),
+                        fix="use a stride no larger than the kernel, or "
+                            "padding")
     if g.method == "MAX":
         # MaxPool ignores padding as Caffe does.
         return ctx.graph.op("MaxPool", [x], hint, out=out_name,
@@ -191,6 +208,10 @@ def _stochastic_test(ctx, x, g, size, out):
                         "training", field="pooling_param.pool",
                         received=g.method, fix="export the TEST phase")
     ends = pool_end_pads(size, g.kernel, g.stride, (0, 0), out)
+    if any(e >= k for e, k in zip(ends, g.kernel)):
+        raise ctx.error("its last window lies wholly past the input (Caffe "
+                        "divides 0 by 0 there)", field="pooling_param.stride",
+                        received=tuple(g.stride))
     graph = ctx.graph
     attrs = dict(kernel_shape=list(g.kernel), strides=list(g.stride),
                  pads=[0, 0] + ends, count_include_pad=0)
@@ -227,7 +248,7 @@ def lrn(ctx):
     return g.op("Mul", [x, factor], ctx.name, out=ctx.out())
 
 
-# -- common ---------------------------------------------------------------------------
+# -- common -------------------------------------------------------------------
 @converts("InnerProduct")
 def inner_product(ctx):
     p = ctx.param.inner_product_param
@@ -464,14 +485,15 @@ def embed(ctx):
                 ctx.name, out=ctx.out())
 
 
-# -- normalisation ----------------------------------------------------------------------
+# -- normalisation ------------------------------------------------------------
 @converts("BatchNorm")
 def batch_norm(ctx):
     p = ctx.param.batch_norm_param
     g = ctx.graph
     shape = ctx.bottom_shapes[0]
+    # Caffe's default: the stored statistics in TEST, the batch's in TRAIN.
     use_global = (p.use_global_stats if p.HasField("use_global_stats")
-                  else True)    # the deploy net runs in TEST
+                  else ctx.phase == "TEST")
     channels = shape[1] if len(shape) > 1 else 1
     if use_global:
         # Caffe stores running sums and their scale factor: mean = blob0 /
@@ -519,7 +541,7 @@ def mvn(ctx):
     return g.op("Div", [centred, denom], ctx.name, out=ctx.out())
 
 
-# -- neurons ------------------------------------------------------------------------------
+# -- neurons ------------------------------------------------------------------
 @converts("ReLU")
 def relu(ctx):
     slope = ctx.param.relu_param.negative_slope

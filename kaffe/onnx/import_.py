@@ -105,7 +105,7 @@ class Importer:
                         "set to 1 (kaffe reshapes it at run time)")
         return fixed
 
-    # -- helpers for converters --------------------------------------------------------
+    # -- helpers for converters -----------------------------------------------
     def blob(self, value):
         """The Caffe blob holding ONNX ``value``."""
         return self.blobs.get(value, value)
@@ -133,7 +133,7 @@ class Importer:
                     np.asarray(array, dtype=np.float32)))
         return layer
 
-    # -- the walk ---------------------------------------------------------------------
+    # -- the walk -------------------------------------------------------------
     def run(self):
         from .import_ops import CONVERTERS, NodeContext
         from . import import_tensor_ops  # noqa: F401 (registers converters)

@@ -30,18 +30,25 @@ gradient takes two (M × C/group·Πk) arrays, or batch-first one per image
 of a chunk when they take at most 1 MiB. Between a forward and its
 backward, a SavedColumns holds at most its budget.
 """
+import collections
 import math
+import numbers
+import threading
 
 import numpy as np
 
 from ..backend import array_module
 from ..memory import check_bytes
-from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
-                              unfold_into, window_geometry)
+from kaffe.ops.depthwise import depthwise_backward
+from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
+                              per_axis, unfold_into, window_geometry)
+from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
+                                winograd_backward_data, winograd_forward)
+from kaffe.threads import blas_for, parallel_for
 
 __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
            "conv_backward_weights", "conv_backward", "conv_bias_backward",
-           "SavedColumns", "KEEP_COLUMNS_MAX_BYTES"]
+           "SavedColumns", "KEEP_COLUMNS_MAX_BYTES", "WinogradFilters"]
 
 # A chunk holds as many images as fit their columns in this many elements
 # (8 MiB of float32), at least one.
@@ -61,9 +68,67 @@ _ROWS_MIN_POSITIONS_PER_FILTER = 8
 # batched matmul when the chunk's take at most this many elements (1 MiB of
 # float32), else image by image.
 _DW_BATCHED_MAX_ELEMENTS = 1 << 18
+# Depthwise convolutions (one channel per group) take kaffe.ops.depthwise's
+# per-tap loops for backward when dy has at most this many elements; else,
+# and always forward, the batched GEMM below is as fast or faster (CPU ms,
+# backward depthwise / generic: MobileNet's 32-channel 112×112 layer 7.0 /
+# 9.2, 384 channels on 14×14 at batch 8 10.9 / 17.6, but 192 channels on
+# 28×28 at batch 8 22 / 13; forward 2.3 / 2.2, 4.0 / 2.5, 13 / 5.4).
+_DEPTHWISE_BACKWARD_MAX_ELEMENTS = 1 << 19
+# Plans (geometry, layout, chunking) are cached per thread for this many
+# distinct calls, with their scratch buffers up to _KEEP_BUFFER_BYTES each:
+# a small net's layers then allocate nothing and recompute nothing per call
+# (MTCNN P-Net's forward: 0.29 → 0.275 ms of CPU time), while a large
+# net's 8 MiB column buffers are freed after each call as before.
+_PLAN_CACHE_SIZE = 64
+_KEEP_BUFFER_BYTES = 1 << 20
 # SavedColumns keeps a forward's columns (and its input) only up to this
 # many bytes.
 KEEP_COLUMNS_MAX_BYTES = 16 << 20
+
+
+_plans = threading.local()
+
+
+def _key_part(value):
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return tuple(int(v) for v in value)
+
+
+def _plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group):
+    """The :class:`_Plan` of these arguments, from this thread's cache."""
+    # The tunables are part of the key, so that a change to them (a test's
+    # monkeypatch) is never served a plan made under the old values.
+    key = (xp.__name__, dtype, tuple(x_shape), tuple(w_shape), stride,
+           pad, dilation, group, _CHUNK_COLUMN_ELEMENTS,
+           _BATCH_FIRST_MIN_POSITIONS, _BATCH_FIRST_MIN_POSITIONS_1X1,
+           _DW_TRANSPOSED_MAX_OUTPUTS, depthwise_applies, winograd_applies,
+           _Plan.__init__)
+    cache = getattr(_plans, "cache", None)
+    if cache is None:
+        cache = _plans.cache = collections.OrderedDict()
+    try:
+        plan = cache.get(key)
+    except TypeError:   # a list among the arguments: make it hashable
+        key = key[:4] + (_key_part(stride), _key_part(pad),
+                         _key_part(dilation), int(group)) + key[8:]
+        plan = cache.get(key)
+    if plan is not None:
+        cache.move_to_end(key)
+        return plan
+    plan = _Plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group)
+    cache[key] = plan
+    if len(cache) > _PLAN_CACHE_SIZE:
+        cache.popitem(last=False)
+    return plan
+
+
+def depthwise_applies(x_shape, w_shape, group):
+    """Whether a convolution is 2-D depthwise (one input channel and one
+    output per group), for :mod:`kaffe.ops.depthwise`."""
+    return (group > 1 and len(x_shape) == 4 and x_shape[1] == group
+            and w_shape[0] == group and w_shape[1] == 1)
 
 
 class _Plan:
@@ -119,7 +184,32 @@ class _Plan:
         self.batch_first = positions >= min_positions or self.chunk == 1
         self.dw_transposed = (self.num_output // group
                               <= _DW_TRANSPOSED_MAX_OUTPUTS)
+        self.depthwise = depthwise_applies(x_shape, w_shape, group)
+        self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
+        self._winograd = {}
+        self._windows = None
         self._buffers = {}
+
+    def winograd(self, backward):
+        """Whether the forward (or backward-data) takes Winograd F(4,3)."""
+        if backward not in self._winograd:
+            self._winograd[backward] = winograd_applies(
+                self._x_shape, self._w_shape, self.stride, self.pad,
+                self.dilation, self.group, self.dtype, backward=backward)
+        return self._winograd[backward]
+
+    def set_blas_threads(self):
+        """Let kaffe.threads set BLAS's thread count for one chunk's GEMM
+        (2 · M · C/group·Πk · chunk positions flops)."""
+        blas_for(2 * self.num_output * self.col_rows * self.chunk
+                 * math.prod(self.out_shape))
+
+    def release(self):
+        """Free the large scratch buffers at the end of a call (the small
+        ones stay for the next call with this plan)."""
+        for key in [k for k, v in self._buffers.items()
+                    if v.nbytes > _KEEP_BUFFER_BYTES]:
+            del self._buffers[key]
 
     def chunks(self):
         """(start, stop) of each chunk of the batch."""
@@ -233,8 +323,11 @@ class _Plan:
             return image
         cols = dest if dest is not None else self.buffer(
             "columns", self.columns_shape(x_chunk.shape[0]))
+        if self._windows is None:
+            self._windows = offset_windows(self.kernel, self.out_shape,
+                                           self.stride, self.dilation)
         unfold_into(cols, image, self.lead, self.kernel, self.stride,
-                    self.dilation)
+                    self.dilation, windows=self._windows)
         return cols
 
     def key(self):
@@ -335,7 +428,7 @@ def _same_bits(xp, a, b):
 
 
 def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
-                 out=None, save=None):
+                 out=None, save=None, winograd=None):
     """Convolution forward.
 
     Args:
@@ -350,6 +443,14 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         save: optional :class:`SavedColumns` to keep this call's columns
             (and a copy of ``x``) in, for :func:`conv_backward_weights`,
             when they fit its budget; it is emptied otherwise.
+        winograd: optional :class:`WinogradFilters` keeping the filters'
+            Winograd transform between calls (used when the layer takes
+            that path).
+
+    Float32 3×3 stride-1 convolutions with enough channels take Winograd
+    F(4,3) (:mod:`kaffe.ops.winograd`, no columns kept); the rest im2col +
+    GEMM. (Depthwise ones take :mod:`kaffe.ops.depthwise` for backward
+    where that pays.)
 
     Returns:
         The (N, M, *out) result, ``out`` if given, else a new array;
@@ -357,7 +458,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         dilation[a]).
     """
     xp = array_module(x, w)
-    plan = _Plan(xp, xp.result_type(x, w), x.shape, w.shape, stride, pad,
+    plan = _plan(xp, xp.result_type(x, w), x.shape, w.shape, stride, pad,
                  dilation, group)
     m_g = plan.num_output // group
     w_mat = w.reshape(group, m_g, plan.col_rows)
@@ -367,6 +468,12 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
     else:
         _check_out(out, shape, plan.dtype)
         y = out
+    if plan.winograd(False):
+        if save is not None:
+            save.clear()
+        return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
+                                parallel=parallel_for)
+    plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
     for index, (n0, n1) in enumerate(plan.chunks()):
         cols = plan.columns(x[n0:n1],
@@ -375,6 +482,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         xp.matmul(w_mat, plan.matrices(cols, plan.col_rows),
                   out=plan.matrices(result, m_g))
         plan.copy_out(result, y[n0:n1], bias=b)
+    plan.release()
     return y
 
 
@@ -388,7 +496,7 @@ def _check_out(out, shape, dtype, caller="conv_forward"):
 
 
 def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1,
-                       out=None):
+                       out=None, winograd=None):
     """Gradient of the convolution with respect to its input.
 
     Args:
@@ -399,17 +507,19 @@ def conv_backward_data(dy, w, x_shape, stride=1, pad=0, dilation=1, group=1,
         out: optional C-contiguous array of shape ``x_shape`` and the
             result's dtype to write into (e.g. the bottom blob's diff). It
             must not overlap ``dy``.
+        winograd: optional :class:`WinogradFilters` for the flipped
+            filters' transform (another instance than the forward's).
 
     Returns:
         The gradient, ``out`` if given, else a new array of shape
         ``x_shape`` (the caller assigns or adds it).
     """
     xp = array_module(dy, w)
-    plan = _Plan(xp, xp.result_type(dy, w), tuple(x_shape), w.shape, stride,
+    plan = _plan(xp, xp.result_type(dy, w), tuple(x_shape), w.shape, stride,
                  pad, dilation, group)
     _check_dy(plan, dy, x_shape, "conv_backward_data")
     dx = _dx_array(plan, out, "conv_backward_data")
-    _backward(plan, dy, w=w, dx=dx)
+    _backward(plan, dy, w=w, dx=dx, winograd=winograd)
     return dx
 
 
@@ -428,14 +538,14 @@ def conv_backward_weights(dy, x, dw, stride=1, pad=0, dilation=1, group=1,
             made with this geometry from an input bit-identical to ``x``.
     """
     xp = array_module(dy, x)
-    plan = _Plan(xp, xp.result_type(dy, x), x.shape, dw.shape, stride, pad,
+    plan = _plan(xp, xp.result_type(dy, x), x.shape, dw.shape, stride, pad,
                  dilation, group)
     _check_dy(plan, dy, x.shape, "conv_backward_weights")
     _backward(plan, dy, x=x, dw=dw, saved=saved)
 
 
 def conv_backward(dy, x, w, dw=None, need_dx=True, stride=1, pad=0,
-                  dilation=1, group=1, saved=None, out=None):
+                  dilation=1, group=1, saved=None, out=None, winograd=None):
     """:func:`conv_backward_weights` and :func:`conv_backward_data` in one
     pass over the batch: batch-last, dy is transposed once for both.
 
@@ -444,20 +554,21 @@ def conv_backward(dy, x, w, dw=None, need_dx=True, stride=1, pad=0,
         dw: the filter gradient to accumulate into, or None to skip it.
         need_dx: whether to compute the input's gradient.
         stride, pad, dilation, group, saved: as for the two functions.
-        out: as for :func:`conv_backward_data`.
+        out, winograd: as for :func:`conv_backward_data`.
 
     Returns:
         The input's gradient (``out`` if given), or None if not need_dx.
     """
     xp = array_module(dy, x, w)
-    plan = _Plan(xp, xp.result_type(dy, x, w), x.shape, w.shape, stride,
+    plan = _plan(xp, xp.result_type(dy, x, w), x.shape, w.shape, stride,
                  pad, dilation, group)
     _check_dy(plan, dy, x.shape, "conv_backward")
     if dw is not None and tuple(dw.shape) != tuple(w.shape):
         raise ValueError(f"conv_backward: dw has shape {tuple(dw.shape)}, "
                          f"the filters {tuple(w.shape)}")
     dx = _dx_array(plan, out, "conv_backward") if need_dx else None
-    _backward(plan, dy, w=w, x=x, dw=dw, dx=dx, saved=saved)
+    _backward(plan, dy, w=w, x=x, dw=dw, dx=dx, saved=saved,
+              winograd=winograd)
     return dx
 
 
@@ -477,10 +588,31 @@ def _dx_array(plan, out, caller):
     return out
 
 
-def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None):
+def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
+              winograd=None):
     """dw += the filter gradient (from ``x``, or the columns ``saved``
     holds for it) if dw is given; dx = the input's gradient (from ``w``) if
-    dx is given; chunk by chunk, each chunk of dy laid out once."""
+    dx is given; chunk by chunk, each chunk of dy laid out once
+    (depthwise and Winograd backward-data on their own paths)."""
+    if plan.depthwise and dy.size <= _DEPTHWISE_BACKWARD_MAX_ELEMENTS:
+        if x is None:   # backward-data alone: only x's shape is read
+            x = plan.xp.broadcast_to(plan.xp.zeros((), dtype=plan.dtype),
+                                     dx.shape)
+        grad_x, grad_w = depthwise_backward(   # (w's shape, if no w: dw's)
+            dy, x, dw if w is None else w, plan.stride, plan.pad, plan.dilation,
+            need_dx=dx is not None, need_dw=dw is not None)
+        if dx is not None:
+            dx[...] = grad_x
+        if dw is not None:
+            dw += grad_w
+        return
+    if dx is not None and plan.winograd(True):
+        winograd_backward_data(dy, w, dx.shape, plan.pad, out=dx,
+                               filters=winograd, parallel=parallel_for)
+        dx = None
+        if dw is None:
+            return
+    plan.set_blas_threads()
     if dx is not None:
         if plan.rows_plan_fits():
             data_chunk, filters = _data_rows_chunk, _rows_filters(plan, w)
@@ -505,6 +637,7 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None):
         if plan.dw_transposed:
             total = total.transpose(0, 2, 1)
         dw += total.reshape(dw.shape)
+    plan.release()
 
 
 def _add_filter_gradient(plan, cols, dy_chunk, total):

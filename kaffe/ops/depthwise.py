@@ -53,10 +53,15 @@ def depthwise_forward(x, w, b, stride, pad, dilation, out=None):
         out = xp.empty(x.shape[:2] + out_hw, dtype=x.dtype)
     out[...] = 0
     padded = _padded(x, pad)
+    # One scratch array for every tap's product (a fresh temporary per
+    # tap costs MobileNet's large maps a page-faulting allocation each).
+    product = xp.empty(out.shape, dtype=out.dtype)
     for i in range(kh):
         for j in range(kw):
-            out += (taps[:, i, j][None, :, None, None]
-                    * _window(padded, i, j, out_hw, stride, dilation))
+            xp.multiply(taps[:, i, j][None, :, None, None],
+                        _window(padded, i, j, out_hw, stride, dilation),
+                        out=product)
+            out += product
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
@@ -73,14 +78,17 @@ def depthwise_backward(dy, x, w, stride, pad, dilation, need_dx=True,
     padded = _padded(x, pad)
     dx_padded = xp.zeros(padded.shape, dtype=dy.dtype) if need_dx else None
     dw = xp.zeros(taps.shape, dtype=dy.dtype) if need_dw else None
+    product = xp.empty(dy.shape, dtype=dy.dtype) if need_dx else None
     for i in range(kh):
         for j in range(kw):
             if need_dw:
                 window = _window(padded, i, j, out_hw, stride, dilation)
                 dw[:, i, j] = xp.einsum("nchw,nchw->c", window, dy)
             if need_dx:
+                xp.multiply(taps[:, i, j][None, :, None, None], dy,
+                            out=product)
                 _window(dx_padded, i, j, out_hw, stride, dilation)[...] += (
-                    taps[:, i, j][None, :, None, None] * dy)
+                    product)
     dx = None
     if need_dx:
         h, wd = x.shape[2:]

@@ -73,7 +73,14 @@ def _offset_slices(offset, out_shape, stride, dilation):
                  for i, o, s, d in zip(offset, out_shape, stride, dilation))
 
 
-def unfold_into(cols, padded, axis, kernel, stride, dilation):
+def offset_windows(kernel, out_shape, stride, dilation):
+    """[(offset, window slices)] for every kernel offset, row-major: what
+    :func:`unfold_into` computes on each call, for a caller to keep."""
+    return [(offset, _offset_slices(offset, out_shape, stride, dilation))
+            for offset in itertools.product(*map(range, kernel))]
+
+
+def unfold_into(cols, padded, axis, kernel, stride, dilation, windows=None):
     """Copy the windows of a zero-padded image into a column array.
 
     Args:
@@ -83,13 +90,15 @@ def unfold_into(cols, padded, axis, kernel, stride, dilation):
         kernel, stride, dilation: per-axis tuples.
 
     ``cols[lead…, i…, o…, trail…] = padded[lead…, o·stride + i·dilation …,
-    trail…]``: one strided copy per kernel offset.
+    trail…]``: one strided copy per kernel offset. ``windows``: the
+    :func:`offset_windows` of this geometry, if the caller keeps them.
     """
     n = len(kernel)
-    out_shape = cols.shape[axis + n:axis + 2 * n]
+    if windows is None:
+        windows = offset_windows(kernel, cols.shape[axis + n:axis + 2 * n],
+                                 stride, dilation)
     lead = (slice(None),) * axis
-    for offset in itertools.product(*map(range, kernel)):
-        window = _offset_slices(offset, out_shape, stride, dilation)
+    for offset, window in windows:
         cols[lead + offset] = padded[lead + window]
 
 

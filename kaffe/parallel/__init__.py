@@ -15,7 +15,7 @@ importing it costs nothing, and a single process never touches MPI.
 * :mod:`.mpi`: the communicator, with deadlines and abort-on-error.
 * :mod:`.nccl`: pycaffe's ``caffe.NCCL`` (gradient all-reduce, broadcast).
 * :mod:`.inference`: the ordered gather of sharded inference.
-* :mod:`.threads`: each worker's BLAS threads.
+* :mod:`.threads`: each worker's share of the node's threads.
 """
 from .context import (data_shard, inference_sharding, multiprocess,
                       root_solver, set_inference_sharding, set_multiprocess,
@@ -34,8 +34,9 @@ def init(threads=None):
     """Join the MPI job this process was started in.
 
     Sets solver_count / solver_rank from MPI's world, multiprocess, and
-    each worker's BLAS threads (``threads``, default: the node's cores
-    divided by the workers on it).
+    each worker's threads through :mod:`kaffe.threads` (``threads``,
+    default: the node's cores divided by the workers on it; an explicit
+    ``KAFFE_NUM_THREADS`` wins).
 
     Returns:
         The :class:`kaffe.parallel.mpi.Communicator`.
@@ -43,18 +44,18 @@ def init(threads=None):
     import logging
 
     from .mpi import world
-    from .threads import default_threads, limit_blas_threads
+    from .threads import default_threads, limit_threads
     comm = world()
     set_solver_count(comm.size)
     set_solver_rank(comm.rank)
     set_multiprocess(comm.size > 1)
     n = default_threads(comm.local_size) if threads is None else threads
-    set_threads = limit_blas_threads(n)
+    set_threads = limit_threads(n)
     if comm.rank == 0:
         logging.getLogger("kaffe").info(
-            "Worker 0 of %d (%d on this node), %s BLAS thread(s) each",
+            "Worker 0 of %d (%d on this node), %s thread(s) each",
             comm.size, comm.local_size,
-            set_threads if set_threads is not None else "default")
+            set_threads if set_threads is not None else "KAFFE_NUM_THREADS")
     return comm
 
 

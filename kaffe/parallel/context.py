@@ -17,7 +17,7 @@ batch ``b`` (records ``b·B … b·B+B−1``) going to worker ``b % solver_count
 so that every worker computes exactly the batches a one-worker run would and
 worker 0 can put the results back in order.
 """
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 
 _state = {"count": 1, "rank": 0, "multiprocess": False, "inference": False}
 

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ..core.errors import KaffeError
+from ..errors import KaffeError
 
 # Environment variables by which MPI launchers tell a process its world.
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE",
@@ -41,7 +41,17 @@ def launched_size():
 
 
 def mpi_module():
-    """mpi4py's MPI module, or a KaffeError saying how to install it."""
+    """mpi4py's MPI module, or a KaffeError saying how to install it.
+
+    MPI starts its own threads when it initialises (on import). They are
+    started with SIGINT and SIGHUP blocked, so that those signals go to
+    Python's threads (whose handler asks for a solver action) and never
+    interrupt a system call in an MPI progress thread.
+    """
+    import signal
+    mask = getattr(signal, "pthread_sigmask", None)       # not on Windows
+    blocked = {signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGINT)}
+    previous = mask(signal.SIG_BLOCK, blocked) if mask else None
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -50,6 +60,9 @@ def mpi_module():
             f"which cannot be imported ({e})",
             fix='pip install "kaffe[mpi]" (mpi4py and the mpich wheel), '
                 "or pip install mpi4py against a system MPI") from None
+    finally:
+        if mask:
+            mask(signal.SIG_SETMASK, previous)
     return MPI
 
 

@@ -29,7 +29,7 @@ snapshots after the same iteration.
 """
 import numpy as np
 
-from ..core.errors import KaffeConfigError
+from ..errors import KaffeConfigError
 from . import context
 
 # Action slots appended to the flat gradient buffer.
@@ -75,14 +75,16 @@ class NCCL:
         total = int(self.offsets[-1])
         self.buffer = np.zeros(total + 2, self.dtype)
         self.scale = self.dtype.type(1) / self.dtype.type(self.comm.size)
-        self._requests = np.zeros(2, self.dtype)
+        self._requests = []        # actions asked for here, not yet sent
         self._agreed = _none()
         solver.set_action_function(self._take_agreed_action)
-        # Layer-wise reduction (after_backward): owner params per layer.
-        by_id = {id(blob): i for i, blob in enumerate(self.params)}
+        # Layer-wise reduction (after_backward): the learnable parameters
+        # each layer owns. A shared parameter's diff is complete once its
+        # owner's backward is done: the owner comes first in forward, so
+        # last in backward.
         self._layer_params = [
-            [by_id[id(b)] for b in layer.blobs if id(b) in by_id]
-            for layer in net.layers]
+            [p.learnable_index for p in node.params if p.owner is None]
+            for node in net.graph]
         self._layer_wise = False
         self._passes = 0
         self._pending = []         # (param ids, buffer, request)
@@ -121,19 +123,18 @@ class NCCL:
                 buffer *= self.scale
                 self._unpack(ids, buffer)
             self._pending = []
-            flags = self._requests.copy()
+            flags = self._take_requests()
             self.comm.allreduce_sum(flags, "action all-reduce")
         else:
             data = self.buffer[:-2]
             for blob, start, end in self._spans():
                 data[start:end] = blob.diff.reshape(-1)
-            self.buffer[-2:] = self._requests
+            self.buffer[-2:] = self._take_requests()
             self.comm.allreduce_sum(self.buffer)
             data *= self.scale
             for blob, start, end in self._spans():
                 blob.diff[...] = data[start:end].reshape(blob.shape)
             flags = self.buffer[-2:].copy()
-        self._requests[:] = 0
         from ..solvers.solver import NONE, SNAPSHOT, STOP
         self._agreed = STOP if flags[_STOP] > 0 else \
             SNAPSHOT if flags[_SNAPSHOT] > 0 else NONE
@@ -173,9 +174,19 @@ class NCCL:
         from ..solvers.solver import SNAPSHOT, STOP, _action_value
         action = _action_value(kind)
         if action == STOP:
-            self._requests[_STOP] = 1
+            self._requests.append(_STOP)
         elif action == SNAPSHOT:
-            self._requests[_SNAPSHOT] = 1
+            self._requests.append(_SNAPSHOT)
+
+    def _take_requests(self):
+        """The action flags to send, forgetting them here. A signal handler
+        may append while this runs: only the requests seen are removed."""
+        flags = np.zeros(2, self.dtype)
+        count = len(self._requests)
+        for slot in self._requests[:count]:
+            flags[slot] = 1
+        del self._requests[:count]
+        return flags
 
     def _take_agreed_action(self):
         action, self._agreed = self._agreed, _none()

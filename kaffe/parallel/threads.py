@@ -1,21 +1,15 @@
-"""How many BLAS threads each worker uses.
+"""How many threads each worker uses, when several share a node.
 
-Several workers on one node share its cores: by default each gets
+Several workers on one node share its cores: by default each may use
 ``cores // workers on the node`` (at least 1), so that 2 workers on 2 cores
-run one BLAS thread each instead of fighting over the cores with two each.
-An explicit ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` /
-``MKL_NUM_THREADS`` is left alone. The limit is set with threadpoolctl (a
-dependency of the ``mpi`` extra); this small module is the one place that
-does it, so a future kaffe-wide threads setting can replace it.
+run one thread each instead of fighting over the cores with two each. The
+count is handed to :mod:`kaffe.threads`, the one place that sets kaffe's and
+its BLAS's threads (and still lowers them while other processes keep cores
+busy). A ``KAFFE_NUM_THREADS`` the user set is left alone.
 """
-import logging
 import os
 
-log = logging.getLogger("kaffe")
-
-_USER_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                   "MKL_NUM_THREADS")
-_limits = []           # keeps the threadpool_limits object alive
+from .. import threads as kaffe_threads
 
 
 def node_cores():
@@ -31,18 +25,10 @@ def default_threads(workers_on_node):
     return max(1, node_cores() // max(1, int(workers_on_node)))
 
 
-def limit_blas_threads(threads):
-    """Limit the BLAS (and OpenMP) thread pools to ``threads``; returns the
-    number set, or None when threadpoolctl is not installed or the user set
-    a thread variable."""
-    if any(os.environ.get(name) for name in _USER_VARIABLES):
+def limit_threads(threads, adaptive=True):
+    """Let this worker use at most ``threads`` threads (kaffe's and BLAS's);
+    returns that count, or None when ``KAFFE_NUM_THREADS`` decides."""
+    if os.environ.get(kaffe_threads.ENV, "").strip():
         return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        log.warning("threadpoolctl is not installed: each worker's BLAS "
-                    "uses its default thread count (pip install "
-                    "threadpoolctl, or set OMP_NUM_THREADS)")
-        return None
-    _limits.append(threadpool_limits(limits=int(threads)))
+    kaffe_threads.set_num_threads(int(threads), adaptive=adaptive)
     return int(threads)

@@ -47,6 +47,7 @@ COMMANDS = {
     "export": "export",
     "import": "import_",
     "doctor": "doctor",
+    "types": "types",
 }
 
 

@@ -29,7 +29,8 @@ examples:
   kaffe doctor --solver examples/mnist/lenet_solver.prototxt
   kaffe doctor --solver finetune_solver.prototxt --weights base.caffemodel
   kaffe doctor --model deploy.prototxt --weights net.caffemodel --image a.jpg
-  kaffe train --solver solver.prototxt --stats run1 && kaffe doctor --stats run1
+  kaffe train --solver solver.prototxt --stats run1
+  kaffe doctor --stats run1
   kaffe doctor --solver solver.prototxt --json | jq '.findings[0].kind'"""
 
 # Building and training log every layer; the report is the output.

@@ -61,10 +61,10 @@ def run(args):
             for name in outputs]
 
     def add(i, result):
-        batch_loss, outputs = result
+        batch_loss, values_by_output = result
         totals["loss"] += batch_loss
         index = 0
-        for name, weight, values in outputs:
+        for name, weight, values in values_by_output:
             for value in values:
                 if i == 0:
                     scores.append([name, weight, f(0)])

@@ -114,8 +114,13 @@ def run(args):
 
 def _data_parallel(solver):
     """Join ``solver`` to the other workers: broadcast worker 0's weights,
-    sum the gradients before each update (layer by layer during backward
-    with the solver's layer_wise_reduce, Caffe's default)."""
+    sum the gradients in one flat buffer before each update.
+
+    Caffe reduces layer by layer during backward when layer_wise_reduce is
+    set (its default); on the CPU, with no MPI progress thread to overlap
+    the reductions with backward, the flat buffer measured faster
+    (benchmarks/parallel.py [--layer-wise]), so ``kaffe train`` always uses
+    it. pycaffe scripts choose with ``solver.net.after_backward(nccl)``."""
     from ..parallel import solver_count
     from ..parallel.nccl import NCCL
     log.info("Training with %d workers (MPI); each reads its shard of the "
@@ -123,8 +128,6 @@ def _data_parallel(solver):
     nccl = NCCL(solver)
     nccl.bcast()
     solver.add_callback(nccl)
-    if solver.param.layer_wise_reduce:
-        solver.net.after_backward(nccl)
     return nccl
 
 
@@ -171,6 +174,11 @@ class _signal_actions:
     def __enter__(self):
         for signum in self.effects:
             self.saved[signum] = signal.signal(signum, self._handle)
+            # SA_RESTART, as Caffe's handlers: a signal must not break a
+            # system call inside MPI (or LMDB) with EINTR; Python still runs
+            # the handler at its next instruction.
+            if hasattr(signal, "siginterrupt"):       # not on Windows
+                signal.siginterrupt(signum, False)
         return self
 
     def __exit__(self, *exc):

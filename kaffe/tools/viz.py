@@ -159,7 +159,7 @@ def _recorded_net(directory):
                                     "--stats DIR -o page.html")
     shapes = {}
     for layer in run.layers:
-        if layer["type"] in DATA_TYPES:
+        if layer["type"] in DATA_TYPES and not layer["bottoms"]:
             for top in layer["tops"]:
                 if top in run.net["blobs"]:
                     shapes[top] = tuple(run.net["blobs"][top])

@@ -46,8 +46,30 @@ def test_layers_have_pycaffe_members(net):
 
 
 def test_forward_backward(net):
-    net.forward()
-    net.backward()
+    out = net.forward()
+    # The output is SoftmaxWithLoss of the InnerProduct's scores.
+    assert set(out) == {"loss"}
+    scores = net.blobs["ip_blob"].data.astype(np.float64)
+    label = net.blobs["label"].data.reshape(-1).astype(int)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    prob = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    rows = np.arange(len(label))
+    # Caffe clamps the probability at FLT_MIN before the log.
+    tiny = np.finfo(np.float32).tiny
+    expected = -np.log(np.maximum(prob[rows, label], tiny)).mean()
+    np.testing.assert_allclose(out["loss"], expected, rtol=1e-5)
+    # Backward writes the loss's gradient through the net: the net has no
+    # inputs (DummyData), so no diffs come back, but the parameters get
+    # theirs. InnerProduct's weight diff is (prob − onehot)ᵀ · x / N.
+    assert net.backward() == {}
+    onehot = np.zeros_like(prob)
+    onehot[rows, label] = 1
+    x = net.blobs["conv"].data.reshape(len(label), -1).astype(np.float64)
+    np.testing.assert_allclose(net.params["ip"][0].diff,
+                               (prob - onehot).T @ x / len(label),
+                               rtol=1e-4, atol=1e-6)
+    assert np.abs(net.params["conv"][0].diff).sum() > 0
+    assert np.abs(net.blobs["data"].diff).sum() > 0    # force_backward
 
 
 def test_forward_start_end(net):

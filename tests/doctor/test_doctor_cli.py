@@ -203,3 +203,19 @@ def test_model_with_a_data_layer_takes_shape(capsys):
                             "data=2,1,28,28", "--shape", "label=2")
     assert status == 0 and "net 'LeNet' (TEST)" in out
     assert "healthy: 0 errors, 0 warnings" in out     # accuracy is no answer
+
+
+def test_save_stats_reads_back_the_same_findings(tmp_path, digits_db,
+                                                 capsys):
+    solver = recipes.write_recipe(tmp_path, db=digits_db, labels_from=0,
+                                  ip1_extra='bias_filler { type: "constant"'
+                                            ' value: -5 }')
+    saved = tmp_path / "saved"
+    status, live, _ = doctor(capsys, "--solver", solver, "--iterations", "4",
+                             "--json", "--save_stats", str(saved))
+    assert status == 0
+    status, again, _ = doctor(capsys, "--stats", str(saved), "--json")
+    live, again = json.loads(live), json.loads(again)
+    assert live["findings"][0]["kind"] == "dead_relu"
+    assert [f["kind"] for f in again["findings"]] == \
+        [f["kind"] for f in live["findings"]]

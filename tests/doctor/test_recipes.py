@@ -179,7 +179,37 @@ def test_a_too_large_init_is_a_softmax_saturated_before_any_update(
     top = findings[0]
     assert top.kind == "saturated_softmax" and top.iteration == 0
     assert top.severity == "error"
-    assert "xavier" in top.fix
-    assert top.evidence["weight_filler"] == "gaussian std 1"
+    assert "initialise 'conv1', 'conv2', 'ip1', 'ip2' with" in top.fix
+    assert top.evidence["weight_fillers"]["ip2"] == "gaussian std 1"
     assert [f.severity for f in findings if f.kind == "lr_too_high"] in (
         [], ["warning"])
+
+
+def test_batchnorm_without_global_stats_in_the_test_net(tmp_path,
+                                                        digits_db):
+    # The test net is only read (not built, its data not opened).
+    middle = ('layer { name: "bn" type: "BatchNorm" bottom: "pool2" '
+              'top: "pool2" include { phase: TEST } '
+              'batch_norm_param { use_global_stats: false } }')
+    findings, _ = diagnose(tmp_path, digits_db, iterations=2, middle=middle,
+                           solver_extra="test_iter: 1\ntest_interval: 100")
+    top = findings[0]
+    assert (top.kind, top.layer, top.severity) == ("batchnorm_phase", "bn",
+                                                   "warning")
+    assert top.evidence == {"phase": "TEST", "use_global_stats": False}
+
+
+def test_hdf5_weights_are_matched_too(tmp_path, digits_db):
+    pytest.importorskip("h5py", reason="h5py (kaffe[hdf5]) not installed")
+    import kaffe
+    (tmp_path / "base").mkdir()
+    solver = kaffe.get_solver(recipes.write_recipe(tmp_path / "base",
+                                                   db=digits_db))
+    weights = str(tmp_path / "base.caffemodel.h5")
+    solver.net.save_hdf5(weights)
+    findings, _ = diagnose(tmp_path, digits_db, weights=[weights],
+                           iterations=2, name_conv1="conv1_ft")
+    top = findings[0]
+    assert top.kind == "weights_unmatched" and top.severity == "warning"
+    assert top.evidence["not_loaded"] == ["conv1_ft"]
+    assert top.evidence["rename_guesses"] == {"conv1_ft": "conv1"}

@@ -26,8 +26,11 @@ def randomise(net, seed=0):
             continue
         for i, blob in enumerate(blobs):
             shape = blob.data.shape
-            if kind in ("Scale", "PReLU") and i == 0:
+            if kind in ("Scale", "PReLU", "BN") and i == 0 or (
+                    kind == "BN" and i == 3):      # scales, PSPNet variance
                 blob.data[...] = rng.uniform(0.5, 1.5, shape)
+            elif kind == "BN":      # shift, PSPNet mean
+                blob.data[...] = rng.standard_normal(shape) * 0.1
             elif blob.data.ndim >= 2:
                 fan_in = int(np.prod(shape[1:])) or 1
                 if kind == "InnerProduct" and net.layer_dict[name] \

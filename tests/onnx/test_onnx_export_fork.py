@@ -65,6 +65,12 @@ CASES = {
       transpose_param { dim: 3 dim: 2 dim: 0 dim: 1 } }
       layer { name: "r" type: "Reverse" bottom: "t" top: "r"
       reverse_param { axis: 0 } }''')),
+    "fork-bn": (("BN",), single('''layer { name: "segnet" type: "BN"
+      bottom: "data" top: "a" bn_param { bn_mode: INFERENCE
+      scale_filler { type: "gaussian" std: 1 } shift_filler { type: "gaussian"
+      std: 1 } } }
+      layer { name: "pspnet" type: "BN" bottom: "data" top: "b"
+      bn_param { eps: 0.001 slope_filler { type: "gaussian" std: 1 } } }''')),
     "roi-pooling": (("ROIPooling",), single('''layer { name: "roi"
       type: "ROIPooling" bottom: "data" bottom: "rois" top: "roi"
       roi_pooling_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.5 } }''',

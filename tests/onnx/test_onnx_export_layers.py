@@ -236,3 +236,41 @@ def test_bad_opset_is_refused(tmp_path):
     net = net_from_text(tmp_path, CASES["flatten"])
     with pytest.raises(KaffeConfigError, match="opset"):
         export(net, None, opset=9)
+
+
+def test_pooling_sweep_matches_caffe_sizes_and_values(tmp_path):
+    """Every kernel/stride/pad/rounding combination of a small sweep gives
+    Caffe's pooled size and values in onnxruntime, or (an average over a
+    window wholly past an unpadded input, NaN in Caffe) a named error."""
+    import itertools
+    from kaffe.errors import KaffeConfigError
+    from kaffe.onnx import check_export, export
+    failures, refused = [], 0
+    for k, s, p, size, method, mode in itertools.product(
+            (1, 2, 3), (1, 2, 3), (0, 1), (5, 6), ("MAX", "AVE"),
+            ("CEIL", "FLOOR")):
+        if p >= k or (s == 1 and method == "MAX" and mode == "FLOOR"):
+            continue
+        net = net_from_text(tmp_path, single(f'''layer {{ name: "p"
+          type: "Pooling" bottom: "data" top: "p" pooling_param {{
+          pool: {method} kernel_size: {k} stride: {s} pad: {p}
+          round_mode: {mode} }} }}''', (1, 2, size, size + 1)))
+        try:
+            report = check_export(net, export(net, None))
+        except KaffeConfigError as e:
+            assert "wholly past the input" in str(e) and method == "AVE"
+            refused += 1
+            continue
+        if not report.ok:
+            failures.append((k, s, p, size, method, mode))
+    assert failures == []
+    assert refused < 10
+
+
+def test_embed_exports_as_gather(tmp_path):
+    net = net_from_text(tmp_path, single('''layer { name: "e" type: "Embed"
+      bottom: "data" top: "e" embed_param { num_output: 4 input_dim: 7
+      weight_filler { type: "gaussian" std: 1 } } }''', (2, 3)))
+    indices = np.array([[0, 6, 3], [2, 2, 5]], dtype=np.float32)
+    result, _ = export_and_check(net, tmp_path, {"data": indices})
+    assert "Gather" in [n.op_type for n in result.model.graph.node]

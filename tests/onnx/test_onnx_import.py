@@ -343,3 +343,42 @@ def test_older_opsets_keep_their_attributes(tmp_path, opset):
                                                       opset=opset))
     types = [layer.type for layer in result.net.layer]
     assert types.count("Slice") == 2 and "Deconvolution" in types
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle as torch writes it (view, transpose)."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = x.view(n, 3, c // 3, h, w).transpose(1, 2).contiguous()
+        return y.view(n, c, h, w)
+
+
+def test_transpose_imports_as_permute(tmp_path):
+    if "Permute" not in kaffe.layer_type_list():
+        pytest.skip("the Permute fork layer is not registered")
+    model = to_onnx(ChannelShuffle().eval(), (2, 6, 3, 4))
+    result, _, _ = import_and_check(tmp_path, model)
+    assert "Permute" in [layer.type for layer in result.net.layer]
+
+
+def test_max_roi_pool_imports_as_roi_pooling(tmp_path):
+    if "ROIPooling" not in kaffe.layer_type_list():
+        pytest.skip("the ROIPooling fork layer is not registered")
+    h = onnx.helper
+    graph = h.make_graph(
+        [h.make_node("MaxRoiPool", ["x", "rois"], ["y"], pooled_shape=[2, 3],
+                     spatial_scale=0.5)], "roi",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 10, 12]),
+         h.make_tensor_value_info("rois", onnx.TensorProto.FLOAT, [2, 5])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    result = load(model)
+    save(result, str(tmp_path / "r.prototxt"), str(tmp_path / "r.caffemodel"))
+    net = kaffe.Net(str(tmp_path / "r.prototxt"), kaffe.TEST)
+    x = np.random.default_rng(0).standard_normal((1, 3, 10, 12)).astype(
+        np.float32)
+    rois = np.array([[0, 1, 2, 15, 17], [0, 4.4, 0, 9, 6.6]], np.float32)
+    report = check_import(model, net, result, inputs={"x": x, "rois": rois})
+    assert report.ok, report.to_text()

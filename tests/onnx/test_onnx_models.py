@@ -103,3 +103,26 @@ def test_open_nsfw_scores_the_same_in_onnxruntime(tmp_path):
     assert report.ok, report.to_text()
     prob = next(r for r in report.rows if r.blob == "prob")
     assert prob.max_abs < 1e-5
+
+
+FOLDABLE = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 5 dim: 5 } } }
+layer { name: "up" type: "Deconvolution" bottom: "data" top: "up"
+  convolution_param { num_output: 6 group: 2 kernel_size: 3 stride: 2 } }
+layer { name: "up_bn" type: "BatchNorm" bottom: "up" top: "up" }
+layer { name: "up_scale" type: "Scale" bottom: "up" top: "up" scale_param { bias_term: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "up" top: "fc" inner_product_param { num_output: 7 } }
+layer { name: "fc_scale" type: "Scale" bottom: "fc" top: "fc" }
+layer { name: "fc_t" type: "InnerProduct" bottom: "fc" top: "fc_t"
+  inner_product_param { num_output: 3 transpose: true bias_term: false } }
+layer { name: "fc_t_bias" type: "Bias" bottom: "fc_t" top: "fc_t" }
+"""
+
+
+def test_fold_into_deconvolution_and_inner_products(tmp_path):
+    from onnx_nets import net_from_text
+    net = net_from_text(tmp_path, FOLDABLE)
+    result, _ = export_and_check(net, tmp_path, fold=True)
+    ops = [n.op_type for n in result.model.graph.node]
+    assert ops == ["ConvTranspose", "Flatten", "Gemm", "Gemm"]
+    assert len(result.notes) == 5

@@ -29,7 +29,7 @@ def environment():
     for name in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE",
                  "PMIX_SIZE"):
         env.pop(name, None)
-    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("KAFFE_NUM_THREADS", "1")
     extra = env.pop("KAFFE_TEST_PYTHONPATH", None)
     if extra:
         env["PYTHONPATH"] = extra + os.pathsep + env["PYTHONPATH"]

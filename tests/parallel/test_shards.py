@@ -158,3 +158,26 @@ def test_window_data_draws_from_its_share(tmp_path):
     with workers(3, 0):
         with pytest.raises(KaffeConfigError, match="fewer fg windows"):
             layer_of(text, TRAIN)
+
+
+def test_dense_image_data_every_nth_pair(tmp_path):
+    Image = pytest.importorskip("PIL.Image", reason="Pillow not installed")
+    for i in range(3):
+        Image.fromarray(np.full((2, 2, 3), i, np.uint8)).save(
+            tmp_path / f"{i}.png")
+        Image.fromarray(np.full((2, 2), 5 + i, np.uint8)).save(
+            tmp_path / f"{i}_label.png")
+    listing = tmp_path / "pairs.txt"
+    listing.write_text("".join(f"{i}.png {i}_label.png\n" for i in range(3)))
+    text = (f'name: "d" type: "DenseImageData" top: "data" top: "label" '
+            f'dense_image_data_param {{ source: "{listing}" root_folder: '
+            f'"{tmp_path}/" batch_size: 2 }}')
+    with workers(2, 1):
+        layer, top = layer_of(text, TRAIN)
+        batches = []
+        for _ in range(2):
+            layer.Forward([], top)
+            batches.append(top[1].data[:, 0, 0, 0].astype(int).tolist())
+        layer.close()
+    # offsets 1, 3 | 5, 7 of 3 pairs: 1, 0 | 2, 1
+    assert batches == [[6, 5], [7, 6]]

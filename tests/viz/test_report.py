@@ -429,7 +429,9 @@ def test_synthetic_input_is_said(lenet):
 
 
 def test_several_images_give_a_selector(tmp_path):
-    from PIL import Image
+    Image = pytest.importorskip(
+        "PIL.Image", reason="reading --image files needs Pillow "
+        "(pip install kaffe[data])")
     paths = []
     for i, colour in enumerate((0, 255)):
         path = tmp_path / f"img{i}.png"

@@ -55,8 +55,9 @@ class AccuracyLayer(Layer):
         true_score = xp.take_along_axis(scores, safe[:, None, :], axis=1)
         better = (scores >= true_score).sum(axis=1) - 1
         correct = valid & (better < self.top_k)
-        count = int(valid.sum())
-        top[0].data[...] = correct.sum() / count if count else 0.0
+        # No valid label: 0 (correct is 0 then); the count stays on the
+        # device.
+        top[0].data[...] = correct.sum() / xp.maximum(valid.sum(), 1)
         if len(top) > 1:
             totals = xp.bincount(safe[valid], minlength=channels)
             hits = xp.bincount(safe[correct], minlength=channels)

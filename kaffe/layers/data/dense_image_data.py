@@ -7,6 +7,7 @@ from ...core.errors import KaffeFormatError
 from ...core.registry import register_layer
 from ...data.image import read_image
 from ...data.transformer import child_generator
+from ...parallel.context import data_shard, next_kept
 from .base_data import BasePrefetchingDataLayer
 
 log = logging.getLogger("kaffe")
@@ -32,7 +33,9 @@ class DenseImageDataLayer(BasePrefetchingDataLayer):
 
     Tops: data (batch_size, C, H, W) and label (batch_size, 1, H, W).
     Every batch is shaped by its first image (the fork reshapes only for
-    batch 1). Backward does nothing (no bottoms).
+    batch 1). With several solvers a TRAIN-phase layer uses every N-th
+    pair, from pair ``solver_rank`` on, as ImageData (kaffe.parallel).
+    Backward does nothing (no bottoms).
     """
 
     exact_num_top_blobs = 2
@@ -74,6 +77,8 @@ class DenseImageDataLayer(BasePrefetchingDataLayer):
             self._shuffle()
         log.info("A total of %d examples.", len(self.lines))
         self.lines_id = 0
+        self.offset = 0           # pairs passed, for kaffe.parallel's shard
+        self.shard = data_shard(self.phase, p.batch_size)
         if p.rand_skip:
             from ...core.random import rng
             skip = int(rng().integers(0, 2**32)) % p.rand_skip
@@ -126,6 +131,7 @@ class DenseImageDataLayer(BasePrefetchingDataLayer):
         p = self.layer_param.dense_image_data_param
         data = labels = None
         for item in range(p.batch_size):
+            self.offset = next_kept(self.shard, self.offset, self._advance)
             entry = self.lines[self.lines_id]
             image, label = self._read(entry)
             where = f"image '{entry[0]}' ({p.source}:{entry[2]})"
@@ -143,13 +149,19 @@ class DenseImageDataLayer(BasePrefetchingDataLayer):
                     fix="make every image the same size, or resize with "
                         "new_height/new_width")
             labels[item] = label
-            self.lines_id += 1
-            if self.lines_id >= len(self.lines):
-                log.debug("Restarting data prefetching from start.")
-                self.lines_id = 0
-                if p.shuffle:
-                    self._shuffle()
+            self._advance()
+            self.offset += 1
         return data, labels
+
+    def _advance(self):
+        """On to the next pair; after the last, back to the first (and a
+        new shuffle with ``shuffle``)."""
+        self.lines_id += 1
+        if self.lines_id >= len(self.lines):
+            log.debug("Restarting data prefetching from start.")
+            self.lines_id = 0
+            if self.layer_param.dense_image_data_param.shuffle:
+                self._shuffle()
 
 
 def read_pair_list(source):

@@ -1,5 +1,6 @@
-"""DummyData: tops filled by fillers (constant ones once, others every forward)."""
-from ...core.filler import fill
+"""DummyData: tops filled by fillers (constant ones once at setup, the
+others at every forward)."""
+from ...core.filler import check_filler, fill
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...proto import caffe_pb2
@@ -12,7 +13,8 @@ class DummyDataLayer(Layer):
     Reads dummy_data_param: shape (once or once per top) or the legacy
     num/channels/height/width lists; data_filler (0 → constant 0, 1 for all
     tops, or one per top). Constant-filled tops are filled once at setup;
-    tops with a random filler are refilled on every forward, as in Caffe.
+    tops with a random filler are zero after setup and filled at every
+    forward, as in Caffe (setting up draws no random numbers).
     """
 
     exact_num_bottom_blobs = 0
@@ -63,10 +65,16 @@ class DummyDataLayer(Layer):
                         for i in range(n_top)]
         for blob, shape in zip(top, shapes):
             blob.reshape(shape)
-        for i, blob in enumerate(top):
-            fill(blob, self.fillers[i], layer=self,
-                 field="dummy_data_param.data_filler")
         self.refill = [f.type != "constant" for f in self.fillers]
+        # As Caffe: only the constant tops are filled here, once; the others
+        # stay zero until each forward fills them, so that setting up draws
+        # no random numbers (the first forward's draws are the seed's first).
+        for i, blob in enumerate(top):
+            check_filler(self.fillers[i], layer=self,
+                         field="dummy_data_param.data_filler")
+            if not self.refill[i]:
+                fill(blob, self.fillers[i], layer=self,
+                     field="dummy_data_param.data_filler")
 
     def reshape(self, bottom, top):
         """Shapes are fixed at setup."""

@@ -4,7 +4,8 @@ import numpy as np
 from ...core.backend import array_module
 from ...core.registry import register_layer
 from ...ops.softmax import softmax
-from .loss import LossLayer, normalization_mode, normalizer, read_labels
+from .loss import (LossLayer, normalization_mode, read_labels,
+                   valid_normalizer)
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
 
@@ -51,6 +52,14 @@ class SoftmaxWithLossLayer(LossLayer):
         if len(top) >= 2:
             top[1].reshape_like(bottom[0])
 
+    def _normalizer(self, valid):
+        """Caffe's get_normalizer in the net's float type, the valid count
+        kept on the device (no host round-trip)."""
+        xp = array_module(valid)
+        return xp.asarray(valid_normalizer(
+            self.normalization, self.outer, self.inner, valid.sum()),
+            dtype=self.prob.dtype)
+
     def _labels(self, bottom):
         return read_labels(self, bottom, self.axis, self.outer, self.inner,
                            self.ignore_label)
@@ -63,10 +72,8 @@ class SoftmaxWithLossLayer(LossLayer):
         labels, valid, safe = self._labels(bottom)
         picked = xp.take_along_axis(self.prob, safe[:, None, :], axis=1)[:, 0]
         logs = xp.log(xp.maximum(picked, FLT_MIN))
-        count = int(valid.sum())
         loss = -(logs * valid).sum()
-        norm = normalizer(self.normalization, self.outer, self.inner, count)
-        top[0].data[...] = loss / norm
+        top[0].data[...] = loss / self._normalizer(valid)
         if len(top) == 2:
             top[1].data[...] = self.prob.reshape(bottom[0].shape)
 
@@ -82,7 +89,5 @@ class SoftmaxWithLossLayer(LossLayer):
         cols = xp.arange(self.inner)[None, :]
         grad[rows, safe, cols] -= valid
         grad *= valid[:, None, :]
-        count = int(valid.sum())
-        norm = normalizer(self.normalization, self.outer, self.inner, count)
-        grad *= top[0].diff.reshape(()) / norm
+        grad *= top[0].diff.reshape(()) / self._normalizer(valid)
         bottom[0].diff[...] = grad.reshape(bottom[0].shape)

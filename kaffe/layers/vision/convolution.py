@@ -1,6 +1,6 @@
 """Convolution: learned filters slid over the input (im2col + GEMM)."""
-from ...ops.conv import (SavedColumns, conv_backward, conv_bias_backward,
-                         conv_forward)
+from ...ops.conv import (SavedColumns, WinogradFilters, conv_backward,
+                         conv_bias_backward, conv_forward)
 from ...core.registry import register_layer
 from ...proto import caffe_pb2
 from .base_conv import BaseConvolutionLayer
@@ -32,6 +32,14 @@ class ConvolutionLayer(BaseConvolutionLayer):
 
     # The SavedColumns of each bottom, or None when nothing is kept.
     _saved = None
+    # The filters' Winograd transforms (forward, backward-data), made on
+    # first use and kept while the weights do not change.
+    _winograd = None
+
+    def _transforms(self):
+        if self._winograd is None:
+            self._winograd = (WinogradFilters(), WinogradFilters())
+        return self._winograd
 
     def compute_output_shape(self, spatial):
         return conv_output_shape(self, self.geometry, spatial)
@@ -62,7 +70,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
             else:
                 conv_forward(x, w, b, **self._geometry(),
                              out=self._as_nc(y_blob.data),
-                             save=None if saved is None else saved[i])
+                             save=None if saved is None else saved[i],
+                             winograd=self._transforms()[0])
 
     def backward(self, top, propagate_down, bottom):
         w = self._filters(self.blobs[0].data)
@@ -85,6 +94,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 saved=saved[i] if saved is not None and i < len(saved)
                 else None,
                 out=None if in_place or not propagate_down[i]
-                else self._as_nc(x_blob.diff))
+                else self._as_nc(x_blob.diff),
+                winograd=self._transforms()[1])
             if in_place and propagate_down[i]:
                 x_blob.diff[...] = dx.reshape(x_blob.shape)

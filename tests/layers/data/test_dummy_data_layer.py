@@ -72,6 +72,38 @@ def test_one_filler_per_top():
     np.testing.assert_array_equal(top[0].data, np.full(50, 3.0))
 
 
+def test_three_tops_constant_gaussian_constant():
+    """Caffe's DummyDataLayerTest.TestThreeTopConstantGaussianConstant: the
+    constant tops are filled at setup, the Gaussian one only at each
+    forward, and setting up draws no random numbers."""
+    param = ("num: 5 channels: 3 height: 2 width: 4 "
+             "data_filler { type: 'constant' value: 7 } "
+             "data_filler { type: 'gaussian' } "
+             "data_filler { type: 'constant' value: 9 }")
+    set_random_seed(11)
+    expected_first_draw = np.random.default_rng(11).standard_normal(120)
+    layer, top = dummy(param, n_top=3)
+    np.testing.assert_array_equal(top[0].data, np.full((5, 3, 2, 4), 7.0))
+    np.testing.assert_array_equal(top[1].data, np.zeros((5, 3, 2, 4)))
+    np.testing.assert_array_equal(top[2].data, np.full((5, 3, 2, 4), 9.0))
+    layer.Forward([], top)
+    # The forward's draws are the seed's first: setup drew nothing.
+    np.testing.assert_allclose(top[1].data.ravel(), expected_first_draw)
+    np.testing.assert_array_equal(top[0].data, np.full((5, 3, 2, 4), 7.0))
+    np.testing.assert_array_equal(top[2].data, np.full((5, 3, 2, 4), 9.0))
+    first = top[1].data.copy()
+    layer.Forward([], top)
+    assert (top[1].data != first).all()
+    np.testing.assert_array_equal(top[2].data, np.full((5, 3, 2, 4), 9.0))
+
+
+def test_an_unknown_random_filler_is_refused_at_setup():
+    with pytest.raises(KaffeConfigError) as info:
+        dummy('shape { dim: 2 } data_filler { value: 1 } '
+              'data_filler { type: "gausian" }', n_top=2)
+    check_error(info, "dummy_data_param.data_filler.type", "'gausian'")
+
+
 def test_backward_does_nothing():
     layer, top = dummy("shape { dim: 2 }")
     layer.Backward(top, [], [])

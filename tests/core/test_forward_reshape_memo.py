@@ -1,0 +1,69 @@
+"""Layer.Forward skips reshape for SHAPE_ONLY_RESHAPE types while shapes
+stay put, and reshapes again as soon as a bottom's shape changes."""
+import numpy as np
+
+import kaffe
+from kaffe.core.layer import SHAPE_ONLY_RESHAPE
+
+NET = """
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 4 kernel_size: 3
+    weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"""
+
+
+def test_reshape_runs_only_when_shapes_change(tmp_path):
+    assert {"Convolution", "Pooling", "ReLU"} <= SHAPE_ONLY_RESHAPE
+    path = tmp_path / "net.prototxt"
+    path.write_text(NET)
+    net = kaffe.Net(str(path), kaffe.TEST)
+    calls = []
+    conv = net.layer_dict["conv"]
+    original = conv.reshape
+
+    def counting(bottom, top):
+        calls.append(bottom[0].shape)
+        original(bottom, top)
+
+    conv.reshape = counting
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
+    net.blobs["data"].data[...] = x
+    first = net.forward()["pool"].copy()
+    net.forward()
+    assert len(calls) <= 1      # at most once for two forwards
+    count = len(calls)
+    # A new input shape without net.reshape(): Forward notices it.
+    net.blobs["data"].reshape(1, 3, 10, 10)
+    net.blobs["data"].data[...] = 1.0
+    out = net.forward()["pool"]
+    assert len(calls) == count + 1
+    assert out.shape == (1, 4, 4, 4)
+    # and back: the same numbers as at first
+    net.blobs["data"].reshape(2, 3, 8, 8)
+    net.blobs["data"].data[...] = x
+    np.testing.assert_array_equal(net.forward()["pool"], first)
+
+
+def test_release_intermediates_keeps_outputs_and_frees_the_rest(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text(NET)
+    kaffe.set_random_seed(3)
+    net = kaffe.Net(str(path), kaffe.TEST)
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(
+        np.float32)
+    net.blobs["data"].data[...] = x
+    expected = net.forward()["pool"].copy()
+    assert not net.release_intermediates
+    net.release_intermediates = True
+    for _ in range(2):      # the freed blobs come back for the next pass
+        np.testing.assert_array_equal(net.forward()["pool"], expected)
+        assert not net.blobs["conv"].data.any()   # freed: zeros again
+        np.testing.assert_array_equal(net.blobs["data"].data, x)
+    net.release_intermediates = False
+    net.forward()
+    assert net.blobs["conv"].data.any()
