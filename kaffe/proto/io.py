@@ -136,6 +136,9 @@ def _read_bytes(path, what):
     except OSError as e:
         raise KaffeFormatError(f"cannot read {what} file ({e.strerror})",
                                file=path) from None
+    except ValueError:          # a NUL character in the name
+        raise KaffeFormatError(f"is not a usable {what} file name (it holds "
+                               "a NUL character)", file=path) from None
 
 
 def parse_text(text, message, path=None):

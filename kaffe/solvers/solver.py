@@ -296,9 +296,9 @@ class Solver:
             with open(probe, "w"):
                 pass
             os.remove(probe)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a NUL in it
             raise KaffeConfigError(
-                f"cannot be written to ({e.strerror})",
+                f"cannot be written to ({getattr(e, 'strerror', None) or e})",
                 field="snapshot_prefix", received=p.snapshot_prefix,
                 fix="make sure that the directory exists and is writable",
                 **self._where("snapshot_prefix", "snapshot")) from None
