@@ -18,7 +18,7 @@ import tempfile
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from ..errors import KaffeFormatError
+from ..errors import KaffeError, KaffeFormatError
 from . import caffe_pb2
 from .forks import known_forks_sentence
 
@@ -127,6 +127,8 @@ def _read_bytes(path, what):
                             f"regular file, {total:,} bytes so far)",
                             file=path)
                 chunks.append(chunk)
+    except KaffeError:          # the size checks above (ValueErrors too)
+        raise
     except FileNotFoundError:
         raise KaffeFormatError(f"{what} file not found", file=path,
                                fix="check the path") from None

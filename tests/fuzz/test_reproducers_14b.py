@@ -196,24 +196,6 @@ def test_prior_box_refuses_non_finite_or_negative_sizes(tmp_path, field,
         kaffe.Net(str(path), kaffe.TEST)
 
 
-@pytest.mark.parametrize("params", [
-    "kernel_size: 2 stride: 4294967295",
-    "kernel_size: 2 stride_h: 1 stride_w: 4294967295",
-    "kernel_size: 4294967295"])
-def test_pooling_geometry_past_caffes_int(tmp_path, params):
-    # stride 2^32 - 1 (a uint32 in the proto, an int in Caffe): the argmax
-    # mask's int32 arithmetic raised numpy's OverflowError.
-    path = tmp_path / "net.prototxt"
-    path.write_text(
-        'layer { name: "d" type: "Input" top: "d" '
-        'input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n'
-        'layer { name: "pool" type: "Pooling" bottom: "d" top: "p" top: "m" '
-        f'pooling_param {{ pool: MAX {params} }} }}\n')
-    with pytest.raises(KaffeError, match=r"layer 'pool' \(Pooling\): "
-                       r"pooling_param\.\w+ does not fit Caffe's int"):
-        kaffe.Net(str(path), kaffe.TEST).forward()
-
-
 def test_gaussian_filler_with_negative_zero_std(tmp_path):
     # std: -0.0 passed the `std >= 0` check, then NumPy's normal() raised
     # ValueError("scale < 0"). A zero std fills the mean.

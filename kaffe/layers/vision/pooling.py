@@ -14,7 +14,6 @@ from ...proto import caffe_pb2
 
 _P = caffe_pb2.PoolingParameter
 FIELD = "pooling_param"
-INT_MAX = (1 << 31) - 1  # kernel, stride and pad are C++ ints in Caffe
 
 
 @register_layer("Pooling")
@@ -90,12 +89,6 @@ class PoolingLayer(Layer):
         if min(self.stride) <= 0:
             raise self.config_error("must be > 0", field=f"{FIELD}.stride",
                                     received=self.stride)
-        for name, pair in (("kernel_size", self.kernel_shape),
-                           ("stride", self.stride), ("pad", self.pad)):
-            if max(pair) > INT_MAX:
-                raise self.config_error(
-                    "does not fit Caffe's int", field=f"{FIELD}.{name}",
-                    received=pair, expected=f"at most {INT_MAX}")
         if self.pad != (0, 0):
             if self.method == "STOCHASTIC":
                 raise self.config_error(
