@@ -83,7 +83,8 @@ def _gaussian(shape, p, layer, field):
     if not p.std >= 0:
         raise _error(layer, "must be >= 0", f"{field}.std", received=p.std,
                      expected="a standard deviation >= 0")
-    values = rng().normal(p.mean, p.std, size=shape)
+    # abs: NumPy refuses a scale of -0.0, which the check above lets by.
+    values = rng().normal(p.mean, abs(p.std), size=shape)
     if p.sparse < -1:
         raise _error(layer, "must be >= -1", f"{field}.sparse",
                      received=p.sparse, expected="-1 (off) or a count >= 0")

@@ -106,8 +106,15 @@ class NetWeights:
         write_binary(self.to_proto(write_diff), path)
 
 
-def _shape_text(shape):
+def _shape_text(shape, most=32):
+    """Caffe's shape_string ("2 3 (6)"); a shape from a hostile file (5,000
+    axes of 2^63) is shortened and its count given as a power of two."""
     count = 1
     for d in shape:
         count *= d
-    return "".join(f"{d} " for d in shape) + f"({count})"
+    dims = "".join(f"{d} " for d in shape[:most])
+    if len(shape) > most:
+        dims += f"... ({len(shape)} axes) "
+    if count.bit_length() > 128:
+        return dims + f"(about 2^{count.bit_length() - 1})"
+    return dims + f"({count})"

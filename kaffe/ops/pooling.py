@@ -275,11 +275,16 @@ def _planes_per_chunk(planes):
 def _winner_to_mask(xp, winner, width, stride, pad):
     """The flat index h·W + w of each window's winning cell (−1 for none):
     the corner's index plus the winner code, minus 1."""
-    corner_h = xp.arange(winner.shape[2], dtype=xp.int32) * stride[0] - pad[0]
-    corner_w = xp.arange(winner.shape[3], dtype=xp.int32) * stride[1] - pad[1]
+    # The corners' products stay in int32 unless a huge stride or pad
+    # (2^32 − 1 from a file) would overflow it; the mask itself always fits.
+    span = max(winner.shape[2] * stride[0] + pad[0],
+               winner.shape[3] * stride[1] + pad[1]) * (width + 1)
+    index = xp.int32 if span < 2 ** 31 else xp.int64
+    corner_h = xp.arange(winner.shape[2], dtype=index) * stride[0] - pad[0]
+    corner_w = xp.arange(winner.shape[3], dtype=index) * stride[1] - pad[1]
     mask = winner + (corner_h[:, None] * width + corner_w[None, :] - 1)
     mask[winner == 0] = -1
-    return mask
+    return mask.astype(xp.int32, copy=False)
 
 
 def max_pool_backward(dy, mask, x_shape, out=None):

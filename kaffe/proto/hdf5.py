@@ -70,7 +70,7 @@ def is_hdf5(path):
                 if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
                     return True
                 offset = 512 if offset == 0 else offset * 2
-    except OSError:
+    except (OSError, ValueError):     # ValueError: a NUL in the name
         return False
     return False
 

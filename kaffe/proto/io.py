@@ -12,12 +12,13 @@ import contextlib
 import difflib
 import os
 import re
+import stat
 import tempfile
 
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from ..errors import KaffeFormatError
+from ..errors import KaffeError, KaffeFormatError
 from . import caffe_pb2
 from .forks import known_forks_sentence
 from .positions import top_level_block_lines
@@ -101,10 +102,40 @@ def write_binary(message, path):
 
 
 # -- reading ------------------------------------------------------------------
+_CHUNK = 64 << 20
+_STREAM_LIMIT = (1 << 31) - 1  # Caffe's kProtoReadBytesLimit
+
+
 def _read_bytes(path, what):
+    """The bytes of ``path``; what the file holds (a regular file's size, or
+    what a device or pipe such as /dev/zero yields, read in chunks) is checked
+    against kaffe's memory ceiling before it is kept."""
+    from ..memory import check_bytes
     try:
         with open(path, "rb") as f:
-            return f.read()
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode):
+                check_bytes(st.st_size, f"reading the {what} file",
+                            file=path)
+                return f.read()
+            chunks, total = [], 0
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    return b"".join(chunks)
+                total += len(chunk)
+                if total > _STREAM_LIMIT:
+                    raise KaffeFormatError(
+                        f"the {what} file is not a regular file and yields "
+                        f"more bytes than Caffe reads from one", file=path,
+                        received=f"{total:,} bytes or more",
+                        expected=f"at most {_STREAM_LIMIT:,} bytes (2 GiB)")
+                check_bytes(2 * total, f"reading the {what} file (not a "
+                            f"regular file, {total:,} bytes so far)",
+                            file=path)
+                chunks.append(chunk)
+    except KaffeError:          # the size checks above (ValueErrors too)
+        raise
     except FileNotFoundError:
         raise KaffeFormatError(f"{what} file not found", file=path,
                                fix="check the path") from None
@@ -114,6 +145,9 @@ def _read_bytes(path, what):
     except OSError as e:
         raise KaffeFormatError(f"cannot read {what} file ({e.strerror})",
                                file=path) from None
+    except ValueError:          # a NUL character in the name
+        raise KaffeFormatError(f"is not a usable {what} file name (it holds "
+                               "a NUL character)", file=path) from None
 
 
 def parse_text(text, message, path=None):

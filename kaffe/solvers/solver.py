@@ -38,9 +38,9 @@ from ..proto.io import NetSource, load_net, write_binary
 from .lr_policy import check_lr_policy, learning_rate
 from .registry import get_solver, register_solver, solver_class, \
     solver_type_list
-from .solver_io import (SolverSource, check_history_count, load_solver,
-                        read_solver_state, solver_state_message,
-                        write_solver_state)
+from .solver_io import (SolverSource, check_counters, check_history_count,
+                        load_solver, read_solver_state,
+                        solver_state_message, write_solver_state)
 
 log = logging.getLogger("kaffe")
 
@@ -296,9 +296,9 @@ class Solver:
             with open(probe, "w"):
                 pass
             os.remove(probe)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a NUL in it
             raise KaffeConfigError(
-                f"cannot be written to ({e.strerror})",
+                f"cannot be written to ({getattr(e, 'strerror', None) or e})",
                 field="snapshot_prefix", received=p.snapshot_prefix,
                 fix="make sure that the directory exists and is writable",
                 **self._where("snapshot_prefix", "snapshot")) from None
@@ -690,6 +690,9 @@ class Solver:
             (model file, state file)
         """
         p = self._param
+        # before the weights are written: no model without its state
+        check_counters(self._iter, self.current_step,
+                       self._snapshot_filename(".solverstate"))
         if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
             model = self._snapshot_filename(".caffemodel.h5")
             log.info("Snapshotting to HDF5 file %s", model)

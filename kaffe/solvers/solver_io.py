@@ -90,6 +90,7 @@ def solver_state_message(iteration, current_step, history, learned_net=None):
         history: the update rule's state blobs, in order.
         learned_net: the weight file written beside it, or None.
     """
+    check_counters(iteration, current_step)
     state = caffe_pb2.SolverState(iter=iteration, current_step=current_step)
     if learned_net is not None:
         state.learned_net = learned_net
@@ -98,10 +99,27 @@ def solver_state_message(iteration, current_step, history, learned_net=None):
     return state
 
 
+INT32_MAX = (1 << 31) - 1
+
+
+def check_counters(iteration, current_step, path=None):
+    """Refuse counters a solver state cannot hold (Caffe's ``int`` iter and
+    current_step: a run resumed near 2^31 iterations runs past them)."""
+    for name, value in (("iter", iteration), ("current_step", current_step)):
+        if not 0 <= value <= INT32_MAX:
+            raise KaffeFormatError(
+                "does not fit in a solver state", file=path,
+                field=name, received=value,
+                expected=f"an integer in [0, {INT32_MAX}] (Caffe's int)",
+                fix="resume from a solver state with a smaller iter, or "
+                    "train fewer iterations")
+
+
 def write_solver_state(path, iteration, current_step, history,
                        learned_net=None, hdf5=False):
     """Write a solver state atomically: binary SolverState, or Caffe's HDF5
     layout when ``hdf5`` (needs h5py: kaffe[hdf5])."""
+    check_counters(iteration, current_step, path)
     if not hdf5:
         write_binary(solver_state_message(iteration, current_step, history,
                                           learned_net), path)

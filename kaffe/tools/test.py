@@ -49,7 +49,7 @@ def run(args):
     net.copy_from(args.weights)
     log.info("Running for %d iterations.", args.iterations)
     f = np.float32
-    scores = []          # (output name, loss weight, running sum) per value
+    scores = []          # [output name, loss weight, running sums]
     totals = {"loss": f(0)}
     weights = net.blob_loss_weights
     outputs = net.outputs
@@ -63,25 +63,38 @@ def run(args):
     def add(i, result):
         batch_loss, values_by_output = result
         totals["loss"] += batch_loss
-        index = 0
-        for name, weight, values in values_by_output:
-            for value in values:
-                if i == 0:
-                    scores.append([name, weight, f(0)])
-                scores[index][2] += value
-                index += 1
+        for k, (name, weight, values) in enumerate(values_by_output):
+            if i == 0:
+                scores.append([name, weight, np.zeros(
+                    values.size, np.result_type(f, values.dtype))])
+            sums = scores[k][2]
+            n = min(sums.size, values.size)
+            sums[:n] += values[:n]
+            for value in values[:MAX_LOGGED]:
                 log.info("Batch %d, %s = %s", i, name, _g(value))
+            if values.size > MAX_LOGGED:
+                log.info("Batch %d, %s: %d more values not shown", i, name,
+                         values.size - MAX_LOGGED)
 
     ordered_map(args.iterations, score, add, comm)
     loss = totals["loss"]
     loss /= f(args.iterations)
     log.info("Loss: %s", _g(loss))
-    for name, weight, total in scores:
-        mean = total / f(args.iterations)
-        suffix = (f" (* {_g(weight)} = {_g(f(weight) * mean)} loss)"
-                  if weight else "")
-        log.info("%s = %s%s", name, _g(mean), suffix)
+    for name, weight, sums in scores:
+        for total in sums[:MAX_LOGGED]:
+            mean = total / f(args.iterations)
+            suffix = (f" (* {_g(weight)} = {_g(f(weight) * mean)} loss)"
+                      if weight else "")
+            log.info("%s = %s%s", name, _g(mean), suffix)
+        if sums.size > MAX_LOGGED:
+            log.info("%s: %d more values not shown", name,
+                     sums.size - MAX_LOGGED)
     return 0
+
+
+# Values of one output logged per batch (Caffe logs every one; an output of a
+# million values would print for minutes): the rest are counted in one line.
+MAX_LOGGED = 10000
 
 
 def _g(value):

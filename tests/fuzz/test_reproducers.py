@@ -522,3 +522,31 @@ layer{name:"c" type:"Convolution" bottom:"d" top:"c"
     report = explain(path)
     assert report.layers[1].top_shapes == [(2, 3)]
     assert "no spatial axes" in report.layers[1].formula
+
+
+def test_pooling_with_uint32_max_stride_runs_as_caffe(tmp_path):
+    path = _net(tmp_path, """
+layer{name:"d" type:"Input" top:"d" input_param{shape{dim:1 dim:1 dim:6 dim:6}}}
+layer{name:"p" type:"Pooling" bottom:"d" top:"p"
+      pooling_param{pool:MAX kernel_size:2 stride:4294967295}}""")
+    net = kaffe.Net(path, kaffe.TRAIN)
+    net.blobs["d"].data[...] = np.arange(36).reshape(1, 1, 6, 6)
+    net.forward()
+    # ceil((6 − 2) / s) + 1 = 2 windows per axis; only the first is inside.
+    assert net.blobs["p"].data[0, 0, 0, 0] == 7
+    assert net.blobs["p"].data[0, 0, 1, 1] == -np.finfo(np.float32).max
+
+
+def test_gaussian_filler_with_negative_zero_std():
+    from kaffe.core.filler import fill
+    from kaffe.proto import caffe_pb2
+    blob = kaffe.Blob((2, 3))
+    fill(blob, caffe_pb2.FillerParameter(type="gaussian", mean=1, std=-0.0))
+    assert (blob.data == 1).all()
+
+
+def test_file_names_with_nul_are_kaffe_errors(tmp_path):
+    from kaffe.proto.hdf5 import is_hdf5
+    assert not is_hdf5("a\0b")
+    with pytest.raises(kaffe.KaffeFormatError, match="NUL"):
+        kaffe.Net(LENET, kaffe.TEST, weights="w\0.caffemodel")

@@ -36,7 +36,8 @@ class CTCGreedyDecoderLayer(Layer):
                 "bottom[0] must be (T, N, C): time, sequences, classes",
                 field="bottom", received=scores.shape)
         steps, streams, classes = scores.shape
-        if len(bottom) > 1 and bottom[1].shape[:2] != (steps, streams):
+        if len(bottom) > 1 and (bottom[1].shape[:2] != (steps, streams)
+                                or bottom[1].count != steps * streams):
             raise self.shape_error(
                 "bottom[1] (the sequence indicators) must be (T, N)",
                 field="bottom", received=bottom[1].shape,

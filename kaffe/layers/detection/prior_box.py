@@ -1,5 +1,7 @@
 """PriorBox (SSD fork, weiliu89/caffe ssd branch): the default boxes of one
 feature map."""
+import math
+
 import numpy as np
 
 from kaffe.core.layer import Layer
@@ -52,11 +54,12 @@ class PriorBoxLayer(Layer):
                                     field=f"{FIELD}.min_size",
                                     received="none",
                                     fix="add min_size: <pixels>")
-        for value in p.min_size:
-            if not value > 0:
-                raise self.config_error("must be positive",
-                                        field=f"{FIELD}.min_size",
-                                        received=value)
+        for name in ("min_size", "max_size", "aspect_ratio"):
+            for value in getattr(p, name):
+                if not 0 < value < math.inf:
+                    raise self.config_error(
+                        "must be a positive finite number",
+                        field=f"{FIELD}.{name}", received=value)
         if len(p.max_size):
             if len(p.max_size) != len(p.min_size):
                 raise self.config_error(
