@@ -48,7 +48,7 @@ def require(module, purpose, *, field=None, received=None, fix=None,
     error: "<purpose> needs the <package> package, which is not installed",
     with the install command as the fix (``fix`` adds an alternative)."""
     try:
-        return importlib.import_module(module)
+        return _import(module)
     except ImportError as e:
         top = module.split(".")[0]
         package = PACKAGES.get(top, (top, None))[0]
@@ -63,6 +63,13 @@ def require(module, purpose, *, field=None, received=None, fix=None,
 def available(module):
     """``module`` imported, or None when it (or what it needs) is missing."""
     try:
-        return importlib.import_module(module)
+        return _import(module)
     except ImportError:
         return None
+
+
+def _import(module):
+    # The package first: a submodule already imported would otherwise be
+    # returned even where its package has been made unimportable.
+    importlib.import_module(module.split(".")[0])
+    return importlib.import_module(module)
