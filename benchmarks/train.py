@@ -2,7 +2,9 @@
 PyTorch (CPU), measured in the same run.
 
 Run ``python benchmarks/train.py [--nets lenet,cifar10,alexnet]
-[--threads 1,all] [--repeat R] [--rounds K]``. Three nets, each on a fixed
+[--threads 1,all] [--repeat R] [--rounds K] [--cpu-clock]``
+(``--cpu-clock``: one thread, process CPU time instead of wall time, for a
+loaded machine). Three nets, each on a fixed
 random batch:
 
 * LeNet (Caffe's examples/mnist), batch 64, 1×28×28;
@@ -195,16 +197,16 @@ def torch_step(name, images, labels):
     return step
 
 
-def time_pair(ours, theirs, repeat, rounds):
+def time_pair(ours, theirs, repeat, rounds, clock=time.perf_counter):
     ours()
     theirs()
     samples = ([], [])
     for _ in range(rounds):
         for fn, out in ((ours, samples[0]), (theirs, samples[1])):
             for _ in range(repeat):
-                start = time.perf_counter()
+                start = clock()
                 fn()
-                out.append(time.perf_counter() - start)
+                out.append(clock() - start)
     return tuple(1000 * statistics.median(s) for s in samples)
 
 
@@ -214,7 +216,12 @@ def main():
     parser.add_argument("--threads", default="1,all")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="one thread, timed in process CPU time: steady "
+                             "on a loaded machine, where wall time is not")
     args = parser.parse_args()
+    if args.cpu_clock:
+        args.threads = "1"
     try:
         import torch
     except ImportError:
@@ -225,8 +232,12 @@ def main():
         os, "sched_getaffinity") else os.cpu_count()
     counts = [cores if t == "all" else int(t)
               for t in args.threads.split(",")]
+    clock = time.process_time if args.cpu_clock else time.perf_counter
+    load = (" load average %.1f;" % os.getloadavg()[0]
+            if hasattr(os, "getloadavg") else "")
     print(f"numpy {np.__version__}, torch {torch.__version__}, {cores} "
-          f"cores; median of {args.rounds} × {args.repeat} steps\n")
+          f"cores;{load} median of {args.rounds} × {args.repeat} steps, "
+          f"{'CPU' if args.cpu_clock else 'wall'} time\n")
     print("net        batch threads |   kaffe ms |   torch ms | ratio")
     for name in args.nets.split(","):
         _, batch, shape, classes, _, _ = NETS[name]
@@ -240,7 +251,8 @@ def main():
         for count in counts:
             threads.set_num_threads(count)
             torch.set_num_threads(count)
-            k_ms, t_ms = time_pair(ours, theirs, repeat, args.rounds)
+            k_ms, t_ms = time_pair(ours, theirs, repeat, args.rounds,
+                                   clock)
             print(f"{name:10s} {batch:5d} {count:7d} | {k_ms:10.2f} | "
                   f"{t_ms:10.2f} | {k_ms / t_ms:5.2f}", flush=True)
 

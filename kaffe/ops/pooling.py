@@ -317,7 +317,9 @@ def max_pool_backward(dy, mask, x_shape, out=None):
     # plane (index −1, the last one, for the first plane): no effect, as a
     # sum that starts at +0 is never −0, and no compaction.
     targets = flat_mask + plane_start
-    values = xp.where(flat_mask >= 0, dy.reshape(planes, -1), 0)
+    values = dy.reshape(planes, -1)
+    if flat_mask.size and int(flat_mask.min()) < 0:  # rare: only then mask
+        values = xp.where(flat_mask >= 0, values, 0)
     # ufunc.at adds repeated targets one by one, in output order, as Caffe.
     xp.add.at(dx.reshape(-1), targets.reshape(-1), values.reshape(-1))
     return dx
@@ -336,21 +338,24 @@ def _output(xp, out, shape, dtype, caller):
     return out
 
 
-def ave_pool_forward(x, kernel, stride, pad, out_hw):
+def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
     """Average pooling with Caffe's divisor (see the module docstring).
 
     Args:
         x: (N, C, H, W) input.
         kernel, stride, pad: an int or an (h, w) pair.
         out_hw: (H_out, W_out) output size, from :func:`pool_output_size`.
+        out: optional C-contiguous (N, C, H_out, W_out) array of x's dtype
+            to write into (e.g. the top blob's data); must not overlap x.
 
     Returns:
-        A new (N, C, H_out, W_out) array.
+        The (N, C, H_out, W_out) averages: ``out`` if given, else new.
     """
     xp = array_module(x)
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
-    y = xp.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
+    y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "ave_pool_forward")
+    y[...] = 0
     if _few_windows(kernel, out_hw):
         planes = x.shape[0] * x.shape[1]
         for ph, pw, rows, cols, size in _windows(in_hw, out_hw, kernel,
@@ -369,7 +374,7 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw):
     return y
 
 
-def ave_pool_backward(dy, x_shape, kernel, stride, pad):
+def ave_pool_backward(dy, x_shape, kernel, stride, pad, out=None):
     """Gradient of average pooling: each output's gradient / pool_size goes
     to each of its window's in-image cells.
 
@@ -377,16 +382,19 @@ def ave_pool_backward(dy, x_shape, kernel, stride, pad):
         dy: (N, C, H_out, W_out) gradient of the output.
         x_shape: (N, C, H, W) input shape.
         kernel, stride, pad: as for :func:`ave_pool_forward`.
+        out: optional C-contiguous array of shape ``x_shape`` and dy's dtype
+            to write into (e.g. the bottom blob's diff); must not overlap dy.
 
     Returns:
-        A new (N, C, H, W) array.
+        The (N, C, H, W) gradient: ``out`` if given, else a new array.
     """
     xp = array_module(dy)
     in_hw, kernel, stride, pad, out_hw = _geometry(x_shape, kernel, stride,
                                                    pad, dy.shape[2:])
     share = dy / _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw,
                              dy.dtype)
-    dx = xp.zeros(tuple(x_shape), dtype=dy.dtype)
+    dx = _output(xp, out, tuple(x_shape), dy.dtype, "ave_pool_backward")
+    dx[...] = 0
     if _few_windows(kernel, out_hw):
         # Windows in output order: each cell gets its shares in that order.
         for ph, pw, rows, cols, _ in _windows(in_hw, out_hw, kernel, stride,

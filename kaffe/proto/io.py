@@ -20,6 +20,13 @@ from google.protobuf.message import DecodeError
 from ..errors import KaffeFormatError
 from . import caffe_pb2
 from .forks import known_forks_sentence
+from .positions import top_level_block_lines
+
+# top_level_block_lines lives in .positions; importable from here as before.
+__all__ = ["NetSource", "atomic_path", "atomic_write", "load_net",
+           "load_weights", "parse_binary", "parse_text", "read_binary",
+           "read_blobproto", "read_text", "top_level_block_lines",
+           "write_binary", "write_text"]
 
 
 # -- atomic writes ------------------------------------------------------------
@@ -238,61 +245,6 @@ class NetSource:
 
     def line(self, name, occurrence=0):
         return self._lines.get((name, occurrence))
-
-
-def top_level_block_lines(text, names):
-    """1-based lines where top-level blocks called one of ``names`` start.
-
-    A small scanner of protobuf text: skips comments and quoted strings,
-    tracks brace depth, and reports ``name {`` / ``name: {`` / ``name <`` at
-    depth 0.
-    """
-    lines = []
-    depth = 0
-    line = 1
-    i = 0
-    n = len(text)
-    pending = None  # (name, line) of an identifier awaiting its brace
-    while i < n:
-        ch = text[i]
-        if ch == "\n":
-            line += 1
-            i += 1
-        elif ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif ch in "\"'":
-            quote = ch
-            i += 1
-            while i < n and text[i] != quote:
-                if text[i] == "\\":
-                    i += 1
-                elif text[i] == "\n":
-                    line += 1
-                i += 1
-            i += 1
-            pending = None
-        elif ch in "{<":
-            if depth == 0 and pending is not None and pending[0] in names:
-                lines.append(pending[1])
-            pending = None
-            depth += 1
-            i += 1
-        elif ch in "}>":
-            depth -= 1
-            pending = None
-            i += 1
-        elif ch.isalpha() or ch == "_":
-            start = i
-            while i < n and (text[i].isalnum() or text[i] in "_."):
-                i += 1
-            pending = (text[start:i], line)
-        elif ch == ":" or ch.isspace():
-            i += 1
-        else:
-            pending = None
-            i += 1
-    return lines
 
 
 # -- nets and weights -------------------------------------------------------------

@@ -11,7 +11,6 @@ One module for a solver's files:
   files, in Caffe's layouts, atomically.
 """
 import os
-import re
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ..errors import KaffeError, KaffeFormatError, KaffeShapeError
 from ..memory import check_bytes
 from ..proto import caffe_pb2
 from ..proto.io import read_binary, read_text, write_binary
+from ..proto.positions import top_level_field_lines
 from ..proto.upgrade import upgrade_snapshot_prefix, upgrade_solver_as_needed
 
 
@@ -34,7 +34,7 @@ class SolverSource:
 
     def __init__(self, path=None, text=None):
         self.path = path
-        self._lines = _top_level_field_lines(text) if text else {}
+        self._lines = top_level_field_lines(text) if text else {}
 
     def line(self, field, occurrence=0):
         """1-based line of the ``occurrence``-th ``field:``, or None."""
@@ -50,50 +50,6 @@ class SolverSource:
             if line is not None:
                 return {"file": self.path, "line": line}
         return {"file": self.path}
-
-
-_TOKEN = re.compile(r"""
-    (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
-               [fF]?)
-  | (?P<ident>[A-Za-z_][\w.]*)
-  | (?P<open>[{<])
-  | (?P<close>[}>])
-  | (?P<colon>:)
-  | (?P<newline>\n)
-  | (?P<other>\S)
-""", re.VERBOSE)
-
-
-def _top_level_field_lines(text):
-    """Map each field set at the top level of protobuf ``text`` to its lines."""
-    lines = {}
-    depth = 0
-    line = 1
-    pending = None
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind == "newline":
-            line += 1
-        elif kind == "comment":
-            pass
-        elif kind in ("colon", "open"):
-            if depth == 0 and pending is not None:
-                lines.setdefault(pending[0], []).append(pending[1])
-            pending = None
-            if kind == "open":
-                depth += 1
-        elif kind == "close":
-            depth -= 1
-            pending = None
-        elif kind == "ident":
-            pending = (match.group(), line)
-        else:
-            pending = None
-            if kind == "string":
-                line += match.group().count("\n")
-    return lines
 
 
 def load_solver(solver):

@@ -131,3 +131,22 @@ def test_atomic_write_gives_new_files_the_usual_mode(tmp_path):
         assert os.stat(target).st_mode & 0o777 == 0o600
     finally:
         os.umask(umask)
+
+
+def test_one_position_reader_for_nets_and_solvers():
+    from kaffe.proto.positions import top_level_field_lines
+    from kaffe.solvers.solver_io import SolverSource
+    text = ('net: "a.prototxt"  # base_lr: 9\n'
+            'base_lr: 0.01\n'
+            'test_iter: 5\n'
+            'test_state { stage: "x" }\n'
+            'test_iter: 7\n'
+            'layer {\n  name: "l"\n}\n')
+    assert top_level_field_lines(text) == {
+        "net": [1], "base_lr": [2], "test_iter": [3, 5], "test_state": [4],
+        "layer": [6]}
+    source = SolverSource("s.prototxt", text)
+    assert source.line("test_iter", 1) == 5
+    assert source.where("momentum", "base_lr") == {"file": "s.prototxt",
+                                                   "line": 2}
+    assert top_level_block_lines(text, ("layer", "layers")) == [6]

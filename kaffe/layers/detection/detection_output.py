@@ -77,6 +77,17 @@ class DetectionOutputLayer(Layer):
             raise self.config_error("must be in (0, 1]",
                                     field=f"{FIELD}.nms_param.eta",
                                     received=nms.eta)
+        if p.share_location and p.background_label_id == -1:
+            # The fork decodes the shared boxes under label -1 and skips the
+            # background label, so with -1 it finds no boxes and aborts.
+            raise self.config_error(
+                "cannot be -1 with share_location: the shared boxes are "
+                "decoded under label -1, which the fork then skips as "
+                "background (it aborts)",
+                field=f"{FIELD}.background_label_id", received=-1,
+                expected="a class index in [0, num_classes), as SSD's 0",
+                fix="set background_label_id to the background class, or "
+                    "share_location: false")
         self.num_classes = p.num_classes
         self.code_type = p.code_type
         self.confidence_threshold = (p.confidence_threshold

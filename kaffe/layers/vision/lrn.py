@@ -1,10 +1,8 @@
 """LRN: local response normalisation across or within channels."""
+from ...core.backend import array_module
 from ...core.layer import Layer
 from ...core.registry import register_layer
-from ...ops.lrn import (lrn_across_channels_backward,
-                        lrn_across_channels_forward,
-                        lrn_within_channel_backward,
-                        lrn_within_channel_forward)
+from ...ops.lrn import lrn_backward, lrn_forward
 from ...proto import caffe_pb2
 
 _L = caffe_pb2.LRNParameter
@@ -46,24 +44,43 @@ class LRNLayer(Layer):
                 "input must have 4 axes (num, channels, height, width)",
                 field="bottom", received=bottom[0].shape)
         top[0].reshape_like(bottom[0])
+        x = bottom[0].data
+        if getattr(self, "scale", None) is None or \
+                self.scale.shape != x.shape or self.scale.dtype != x.dtype:
+            # scale and scale^−β, kept for backward; backward's two scratch
+            # arrays are made on its first call. Reused from step to step.
+            xp = array_module(x)
+            self.scale = xp.empty_like(x)
+            self._power = xp.empty_like(x)
+            self._work = None
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        if self.norm_region == "ACROSS_CHANNELS":
-            y, self.scale = lrn_across_channels_forward(
-                x, self.size, self.alpha, self.beta, self.k)
-        else:
-            y, self.scale = lrn_within_channel_forward(
-                x, self.size, self.alpha, self.beta)
-        top[0].data[...] = y
+        y = top[0].data
+        out = None if array_module(x).may_share_memory(x, y) else y
+        region = "ACROSS" if self.norm_region == "ACROSS_CHANNELS" \
+            else "WITHIN"
+        k = self.k if region == "ACROSS" else 1
+        y_new, _, _ = lrn_forward(x, self.size, region, self.alpha,
+                                  self.beta, k, out=out, scale=self.scale,
+                                  power=self._power)
+        if out is None:
+            y[...] = y_new
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        args = (top[0].diff, bottom[0].data, top[0].data, self.scale,
-                self.size, self.alpha, self.beta)
-        if self.norm_region == "ACROSS_CHANNELS":
-            dx = lrn_across_channels_backward(*args)
-        else:
-            dx = lrn_within_channel_backward(*args)
-        bottom[0].diff[...] = dx
+        x, dy, dx = bottom[0].data, top[0].diff, bottom[0].diff
+        xp = array_module(x)
+        if self._work is None:
+            self._work = (xp.empty_like(x), xp.empty_like(x))
+        region = "ACROSS" if self.norm_region == "ACROSS_CHANNELS" \
+            else "WITHIN"
+        shared = xp.may_share_memory(dx, dy) or xp.may_share_memory(dx, x) \
+            or xp.may_share_memory(dx, top[0].data)
+        result = lrn_backward(dy, x, top[0].data, self.scale, self.size,
+                              region, self.alpha, self.beta,
+                              power=self._power,
+                              out=None if shared else dx, work=self._work)
+        if shared:
+            dx[...] = result

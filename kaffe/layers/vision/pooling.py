@@ -158,8 +158,11 @@ class PoolingLayer(Layer):
             self._max_forward(bottom, top)
             return
         if self.method == "AVE":
+            out = None if top[0] is bottom[0] else top[0].data
             y = ave_pool_forward(x, self.kernel_shape, self.stride, self.pad,
-                                 self.out_hw)
+                                 self.out_hw, out=out)
+            if out is not None:
+                return
         elif self.phase == caffe_pb2.TRAIN:
             xp = array_module(x)
             uniform = xp.asarray(rng().random(size=top[0].shape), x.dtype)
@@ -196,8 +199,11 @@ class PoolingLayer(Layer):
                 return
             dx = max_pool_backward(dy, self.mask, shape)
         elif self.method == "AVE":
+            out = None if top[0] is bottom[0] else bottom[0].diff
             dx = ave_pool_backward(dy, shape, self.kernel_shape, self.stride,
-                                   self.pad)
+                                   self.pad, out=out)
+            if out is not None:
+                return
         elif self.phase == caffe_pb2.TRAIN:
             dx = stochastic_pool_train_backward(dy, self.chosen, shape)
         else:

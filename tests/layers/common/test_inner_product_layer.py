@@ -137,6 +137,25 @@ def test_param_diffs_accumulate_and_bottom_diff_is_overwritten():
             assert first[0][n, k] == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("transpose", [False, True])
+def test_large_float32_weight_gradient_accumulates_in_blocks(transpose):
+    # Rows of 20 000 floats: the weight gradient goes through the layer's
+    # block scratch (64 rows at a time), with 150 rows a ragged last block.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 20000)).astype(np.float32)
+    extra = "transpose: true" if transpose else ""
+    layer, bottom, top = setup_layer(ip(150, extra), [x], dtype=np.float32)
+    dy = rng.standard_normal((3, 150)).astype(np.float32)
+    top[0].diff[...] = dy
+    start = rng.standard_normal(layer.blobs[0].shape).astype(np.float32)
+    layer.blobs[0].diff[...] = start
+    layer.Backward(top, [True], bottom)
+    product = x.astype(np.float64).T @ dy if transpose else \
+        dy.astype(np.float64).T @ x
+    np.testing.assert_allclose(layer.blobs[0].diff, start + product,
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_param_propagate_down_false_leaves_param_diffs():
     x = np.ones((2, 4))
     layer, bottom, top = setup_layer(ip(3), [x])

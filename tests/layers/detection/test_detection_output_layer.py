@@ -214,6 +214,10 @@ def test_no_backward():
      "detection_output_param.nms_param.eta", "0.0"),
     ("num_classes: 2 normalized_bbox: false",
      "detection_output_param.normalized_bbox", "False"),
+    # The fork decodes shared boxes under label -1, skips -1 as background
+    # and then aborts ("Could not find location predictions").
+    ("num_classes: 2 background_label_id: -1",
+     "detection_output_param.background_label_id", "-1"),
 ])
 def test_config_errors(body, field, received):
     rng = np.random.default_rng(0)
