@@ -347,6 +347,9 @@ class Transformer:
         """
         self._check_input(in_)
         mean = np.asarray(mean)
+        if mean.size == 0:
+            raise KaffeShapeError("the mean is empty", received=mean.shape,
+                                  fix="pass a mean with values")
         channels, in_hw = self.inputs[in_][1], self.inputs[in_][2:]
         if mean.ndim == 1:
             if mean.shape[0] != channels:

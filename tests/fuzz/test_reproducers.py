@@ -550,3 +550,9 @@ def test_file_names_with_nul_are_kaffe_errors(tmp_path):
     assert not is_hdf5("a\0b")
     with pytest.raises(kaffe.KaffeFormatError, match="NUL"):
         kaffe.Net(LENET, kaffe.TEST, weights="w\0.caffemodel")
+
+
+def test_transformer_refuses_an_empty_mean():
+    transformer = kaffe.io.Transformer({"data": (1, 3, 6, 6)})
+    with pytest.raises(kaffe.KaffeShapeError, match="empty"):
+        transformer.set_mean("data", np.zeros((3, 0, 6)))
