@@ -33,26 +33,29 @@ PACKAGES = {
 }
 
 
-def install_hint(module):
-    """How to install the package that provides ``module`` (a sentence)."""
+def install_hint(module, extra=None):
+    """How to install the package that provides ``module`` (a sentence);
+    ``extra`` names another kaffe extra that brings it too."""
     top = module.split(".")[0]
-    package, extra = PACKAGES.get(top, (top, None))
+    package, default_extra = PACKAGES.get(top, (top, None))
+    extra = extra or default_extra
     if extra is None:
         return f"pip install {package}"
     return f"pip install kaffe[{extra}] (or pip install {package})"
 
 
 def require(module, purpose, *, field=None, received=None, fix=None,
-            error=KaffeConfigError):
+            error=KaffeConfigError, extra=None):
     """Import ``module`` (a dotted name, e.g. "PIL.Image") or raise one kaffe
     error: "<purpose> needs the <package> package, which is not installed",
-    with the install command as the fix (``fix`` adds an alternative)."""
+    with the install command as the fix (``fix`` adds an alternative;
+    ``extra`` names the kaffe extra to suggest when not the usual one)."""
     try:
         return _import(module)
     except ImportError as e:
         top = module.split(".")[0]
         package = PACKAGES.get(top, (top, None))[0]
-        hint = install_hint(module)
+        hint = install_hint(module, extra)
         extras = {} if received is None else {"received": received}
         raise error(
             f"{purpose} needs the {package} package, which is not installed"

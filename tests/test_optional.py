@@ -26,6 +26,8 @@ def test_known_packages_name_their_extra():
     assert install_hint("PIL.Image") == \
         "pip install kaffe[data] (or pip install Pillow)"
     assert install_hint("pydot") == "pip install pydot"
+    assert install_hint("h5py", "data") == \
+        "pip install kaffe[data] (or pip install h5py)"
 
 
 def test_a_fix_adds_an_alternative_and_the_error_class_can_be_chosen():

@@ -16,7 +16,7 @@ log = logging.getLogger("kaffe")
 
 def h5py_module():
     """The h5py module, or a KaffeError saying how to install it."""
-    return require("h5py", "HDF5Data/HDF5Output")
+    return require("h5py", "HDF5Data/HDF5Output", extra="data")
 
 
 def read_file_list(source):
