@@ -69,33 +69,8 @@ class BaseConvolutionLayer(Layer):
             conv_out, conv_in = self.num_output, self.channels
         weight_shape = (conv_out, conv_in // self.group) + self.kernel_shape
         bias_shape = (self.num_output,)
-        if self.blobs:
-            self._check_given_blobs(weight_shape, bias_shape)
+        if conv_params(self, weight_shape, bias_shape):
             log.info("Skipping parameter initialization")
-            return
-        weight = self.make_blob(weight_shape)
-        fill(weight, p.weight_filler, layer=self,
-             field=f"{FIELD}.weight_filler")
-        self.blobs.append(weight)
-        if self.bias_term:
-            bias = self.make_blob(bias_shape)
-            fill(bias, p.bias_filler, layer=self, field=f"{FIELD}.bias_filler")
-            self.blobs.append(bias)
-
-    def _check_given_blobs(self, weight_shape, bias_shape):
-        expected = 1 + int(self.bias_term)
-        if len(self.blobs) != expected:
-            raise self.config_error(
-                "has the wrong number of weight blobs", field="blobs",
-                received=len(self.blobs), expected=expected)
-        if self.blobs[0].shape != weight_shape:
-            raise self.shape_error(
-                "has the wrong weight shape", field="blobs[0]",
-                received=self.blobs[0].shape, expected=weight_shape)
-        if self.bias_term and self.blobs[1].shape != bias_shape:
-            raise self.shape_error(
-                "has the wrong bias shape", field="blobs[1]",
-                received=self.blobs[1].shape, expected=bias_shape)
 
     def _geometry(self):
         """The ops' keyword arguments for this layer's geometry."""
@@ -145,3 +120,34 @@ class BaseConvolutionLayer(Layer):
                  + self.output_spatial)
         for blob in top:
             blob.reshape(shape)
+
+
+def conv_params(layer, weight_shape, bias_shape):
+    """A convolution's weight (and, with bias_term, bias) blobs: check the
+    ones ``layer`` was given against the shapes its geometry needs, or make
+    them and fill them from convolution_param's fillers. Returns True when
+    they were given."""
+    p = layer.layer_param.convolution_param
+    if layer.blobs:
+        expected = 1 + int(layer.bias_term)
+        if len(layer.blobs) != expected:
+            raise layer.config_error(
+                "has the wrong number of weight blobs", field="blobs",
+                received=len(layer.blobs), expected=expected)
+        if layer.blobs[0].shape != weight_shape:
+            raise layer.shape_error(
+                "has the wrong weight shape", field="blobs[0]",
+                received=layer.blobs[0].shape, expected=weight_shape)
+        if layer.bias_term and layer.blobs[1].shape != bias_shape:
+            raise layer.shape_error(
+                "has the wrong bias shape", field="blobs[1]",
+                received=layer.blobs[1].shape, expected=bias_shape)
+        return True
+    weight = layer.make_blob(weight_shape)
+    fill(weight, p.weight_filler, layer=layer, field=f"{FIELD}.weight_filler")
+    layer.blobs.append(weight)
+    if layer.bias_term:
+        bias = layer.make_blob(bias_shape)
+        fill(bias, p.bias_filler, layer=layer, field=f"{FIELD}.bias_filler")
+        layer.blobs.append(bias)
+    return False

@@ -15,11 +15,11 @@ Both run on :mod:`kaffe.ops.depthwise` when the convolution is depthwise
 """
 import dataclasses
 
-from ...core.filler import fill
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...ops.depthwise import (depthwise_backward, depthwise_bias_backward,
                               depthwise_forward)
+from .base_conv import conv_params
 from .conv_geometry import FIELD, conv_output_shape, read_conv_geometry
 from .convolution import ConvolutionLayer
 
@@ -128,32 +128,8 @@ class ConvolutionDepthwiseLayer(Layer):
         self.dilation = self.geometry.dilation
         self.channels = self.num_output = self.group = channels
         self.bias_term = p.bias_term
-        weight_shape = (self.channels, 1) + self.kernel_shape
-        if self.blobs:
-            expected = 1 + int(self.bias_term)
-            if len(self.blobs) != expected:
-                raise self.config_error(
-                    "has the wrong number of weight blobs", field="blobs",
-                    received=len(self.blobs), expected=expected)
-            if self.blobs[0].shape != weight_shape:
-                raise self.shape_error(
-                    "has the wrong weight shape", field="blobs[0]",
-                    received=self.blobs[0].shape, expected=weight_shape)
-            if self.bias_term and self.blobs[1].shape != (self.channels,):
-                raise self.shape_error(
-                    "has the wrong bias shape", field="blobs[1]",
-                    received=self.blobs[1].shape,
-                    expected=(self.channels,))
-            return
-        weight = self.make_blob(weight_shape)
-        fill(weight, p.weight_filler, layer=self,
-             field=f"{FIELD}.weight_filler")
-        self.blobs.append(weight)
-        if self.bias_term:
-            bias = self.make_blob((self.channels,))
-            fill(bias, p.bias_filler, layer=self,
-                 field=f"{FIELD}.bias_filler")
-            self.blobs.append(bias)
+        conv_params(self, (self.channels, 1) + self.kernel_shape,
+                    (self.channels,))
 
     def reshape(self, bottom, top):
         x = bottom[0]
