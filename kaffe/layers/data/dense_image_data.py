@@ -6,9 +6,9 @@ import numpy as np
 from ...core.errors import KaffeFormatError
 from ...core.registry import register_layer
 from ...data.image import read_image
-from ...data.transformer import child_generator
 from ...parallel.context import data_shard, next_kept
 from .base_data import BasePrefetchingDataLayer
+from .list_cursor import ListCursor
 
 log = logging.getLogger("kaffe")
 
@@ -16,7 +16,7 @@ FIELD = "dense_image_data_param"
 
 
 @register_layer("DenseImageData")
-class DenseImageDataLayer(BasePrefetchingDataLayer):
+class DenseImageDataLayer(ListCursor, BasePrefetchingDataLayer):
     """Batches of images and their per-pixel label images.
 
     From the SegNet Caffe fork (alexgkendall/caffe-segnet,
@@ -70,35 +70,15 @@ class DenseImageDataLayer(BasePrefetchingDataLayer):
                                     received=p.batch_size)
         log.info("Opening file %s", p.source)
         self.lines = read_pair_list(p.source)
-        self.shuffle_generator = None
-        if p.shuffle:
-            log.info("Shuffling data")
-            self.shuffle_generator = child_generator()
-            self._shuffle()
-        log.info("A total of %d examples.", len(self.lines))
-        self.lines_id = 0
+        self.open_list(self.lines, p, FIELD, "examples")
         self.offset = 0           # pairs passed, for kaffe.parallel's shard
         self.shard = data_shard(self.phase, p.batch_size)
-        if p.rand_skip:
-            from ...core.random import rng
-            skip = int(rng().integers(0, 2**32)) % p.rand_skip
-            log.info("Skipping first %d data points.", skip)
-            if skip >= len(self.lines):
-                raise self.config_error(
-                    "skips more examples than the list has",
-                    field=f"{FIELD}.rand_skip", received=p.rand_skip,
-                    expected=f"a bound <= the {len(self.lines)} examples")
-            self.lines_id = skip
         image, label = self._read(self.lines[self.lines_id])
         shape = list(self.transformer.infer_shape(image))
         shape[0] = p.batch_size
         top[0].reshape(shape)
         top[1].reshape((p.batch_size, 1) + label.shape[1:])
         log.info("output data size: %s", ",".join(map(str, shape)))
-
-    def _shuffle(self):
-        order = self.shuffle_generator.permutation(len(self.lines))
-        self.lines = [self.lines[i] for i in order]
 
     def _read(self, entry):
         """(image C×H×W, label 1×H×W) for one list entry."""
@@ -152,16 +132,6 @@ class DenseImageDataLayer(BasePrefetchingDataLayer):
             self._advance()
             self.offset += 1
         return data, labels
-
-    def _advance(self):
-        """On to the next pair; after the last, back to the first (and a
-        new shuffle with ``shuffle``)."""
-        self.lines_id += 1
-        if self.lines_id >= len(self.lines):
-            log.debug("Restarting data prefetching from start.")
-            self.lines_id = 0
-            if self.layer_param.dense_image_data_param.shuffle:
-                self._shuffle()
 
 
 def read_pair_list(source):

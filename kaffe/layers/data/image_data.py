@@ -5,15 +5,15 @@ from ...core.errors import KaffeFormatError
 from ...core.registry import register_layer
 from ...data.image import read_image
 from ...data.listfile import read_list_file
-from ...data.transformer import child_generator
 from ...parallel.context import data_shard, next_kept
 from .base_data import BasePrefetchingDataLayer
+from .list_cursor import ListCursor
 
 log = logging.getLogger("kaffe")
 
 
 @register_layer("ImageData")
-class ImageDataLayer(BasePrefetchingDataLayer):
+class ImageDataLayer(ListCursor, BasePrefetchingDataLayer):
     """Reads the images a list file names, transforms them, batches them.
 
     Reads image_data_param: source (a text file of "path label" lines, split
@@ -56,23 +56,7 @@ class ImageDataLayer(BasePrefetchingDataLayer):
             raise self.config_error(
                 "lists no images", field="image_data_param.source",
                 received=p.source, fix="write one 'path label' per line")
-        self.shuffle_generator = None
-        if p.shuffle:
-            log.info("Shuffling data")
-            self.shuffle_generator = child_generator()
-            self._shuffle()
-        log.info("A total of %d images.", len(self.lines))
-        self.lines_id = 0
-        if p.rand_skip:
-            from ...core.random import rng
-            skip = int(rng().integers(0, 2**32)) % p.rand_skip
-            log.info("Skipping first %d data points.", skip)
-            if skip >= len(self.lines):
-                raise self.config_error(
-                    "skips more images than the list has",
-                    field="image_data_param.rand_skip", received=p.rand_skip,
-                    expected=f"a bound <= the {len(self.lines)} images")
-            self.lines_id = skip
+        self.open_list(self.lines, p, "image_data_param", "images")
         if p.batch_size <= 0:
             raise self.config_error("must be > 0",
                                     field="image_data_param.batch_size",
@@ -85,10 +69,6 @@ class ImageDataLayer(BasePrefetchingDataLayer):
         top[0].reshape(shape)
         log.info("output data size: %s", ",".join(map(str, shape)))
         top[1].reshape((p.batch_size,))
-
-    def _shuffle(self):
-        order = self.shuffle_generator.permutation(len(self.lines))
-        self.lines = [self.lines[i] for i in order]
 
     def _read(self, entry):
         p = self.layer_param.image_data_param
@@ -121,13 +101,3 @@ class ImageDataLayer(BasePrefetchingDataLayer):
             self._advance()
             self.offset += 1
         return data, labels
-
-    def _advance(self):
-        """On to the next line; after the last, back to the first (and a
-        new shuffle with ``shuffle``)."""
-        self.lines_id += 1
-        if self.lines_id >= len(self.lines):
-            log.debug("Restarting data prefetching from start.")
-            self.lines_id = 0
-            if self.layer_param.image_data_param.shuffle:
-                self._shuffle()
