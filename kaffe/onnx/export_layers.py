@@ -59,26 +59,24 @@ def _conv_geometry(ctx):
 
 @converts("Convolution")
 def convolution(ctx):
-    g = _conv_geometry(ctx)
-    inputs = [ctx.inputs[0], ctx.graph.const(ctx.weights(0),
-                                             ctx.hint("weight"))]
-    if g.bias_term:
-        inputs.append(ctx.graph.const(ctx.weights(1), ctx.hint("bias")))
-    return ctx.graph.op(
-        "Conv", inputs, ctx.name, out=ctx.out(),
-        kernel_shape=list(g.kernel), strides=list(g.stride),
-        pads=list(g.pad) * 2, dilations=list(g.dilation), group=g.group)
+    return _conv_node(ctx, "Conv")
 
 
 @converts("Deconvolution")
 def deconvolution(ctx):
+    return _conv_node(ctx, "ConvTranspose")
+
+
+def _conv_node(ctx, op_type):
+    """Conv or ConvTranspose from the layer's published geometry (Caffe's
+    symmetric pads on both ends of each axis)."""
     g = _conv_geometry(ctx)
     inputs = [ctx.inputs[0], ctx.graph.const(ctx.weights(0),
                                              ctx.hint("weight"))]
     if g.bias_term:
         inputs.append(ctx.graph.const(ctx.weights(1), ctx.hint("bias")))
     return ctx.graph.op(
-        "ConvTranspose", inputs, ctx.name, out=ctx.out(),
+        op_type, inputs, ctx.name, out=ctx.out(),
         kernel_shape=list(g.kernel), strides=list(g.stride),
         pads=list(g.pad) * 2, dilations=list(g.dilation), group=g.group)
 
