@@ -212,6 +212,16 @@ class Layer:
         """A KaffeShapeError located at this layer (raise it)."""
         return self._error(KaffeShapeError, problem, field, details)
 
+    def refuse_in_place(self, bottom, top):
+        """Raise a config error if top[0] is bottom[0] (for layers whose top
+        cannot share the bottom's memory)."""
+        if top and bottom and top[0] is bottom[0]:
+            raise self.config_error(
+                "cannot run in place", field="top",
+                received=self.layer_param.top[0] if self.layer_param.top
+                else "the bottom blob",
+                fix="give the top a name different from the bottom")
+
     def _error(self, cls, problem, field, details):
         file, line = self.where()
         return cls(problem, file=file, line=line, layer=self.name,

@@ -15,11 +15,7 @@ class FlattenLayer(Layer):
     exact_num_top_blobs = 1
 
     def reshape(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         p = self.layer_param.flatten_param
         start = self.canonical_axis(bottom[0], p.axis, "flatten_param.axis")
         end = self.canonical_axis(bottom[0], p.end_axis,

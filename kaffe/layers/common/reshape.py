@@ -19,12 +19,7 @@ class ReshapeLayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0] if self.layer_param.top
-                else "the bottom blob",
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         dims = list(self.layer_param.reshape_param.shape.dim)
         self.copy_axes = [i for i, d in enumerate(dims) if d == 0]
         inferred = [i for i, d in enumerate(dims) if d == -1]

@@ -18,11 +18,7 @@ class ReverseLayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
 
     def reshape(self, bottom, top):
         axis = self.layer_param.reverse_param.axis

@@ -24,11 +24,7 @@ class ShuffleChannelLayer(Layer):
             raise self.config_error(
                 "must be > 0", field="shuffle_channel_param.group",
                 received=group)
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         self.group = group
 
     def reshape(self, bottom, top):

@@ -20,11 +20,7 @@ class TransposeLayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         self.dims = tuple(self.layer_param.transpose_param.dim)
 
     def reshape(self, bottom, top):

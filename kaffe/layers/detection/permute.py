@@ -41,11 +41,7 @@ class PermuteLayer(Layer):
         self.inverse = tuple(self.order.index(a) for a in range(n))
 
     def reshape(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         if bottom[0].num_axes != len(self.order):
             raise self.shape_error(
                 "changed its number of axes after setup", field="bottom[0]",

@@ -54,11 +54,7 @@ class OcrLstmLayer(Layer):
             raise self.config_error(
                 "must be > 0", field=f"{FIELD}.num_output",
                 received=p.num_output, fix="set the number of hidden units")
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         hidden = p.num_output
         inputs = x.count_axes(2)
         shapes = ((4 * hidden, inputs), (4 * hidden, hidden), (4 * hidden,))

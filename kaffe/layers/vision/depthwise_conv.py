@@ -110,11 +110,7 @@ class ConvolutionDepthwiseLayer(Layer):
             raise self.config_error(
                 "must be 1 (the fork convolves (N, C, H, W) inputs)",
                 field=f"{FIELD}.axis", received=p.axis)
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
         channels = x.shape[1]
         # The fork's geometry: one filter per channel whatever num_output
         # and group say.

@@ -61,11 +61,7 @@ class InterpLayer(Layer):
                 raise self.config_error(
                     "must be ≥ 1", field=f"{FIELD}.{name}",
                     received=getattr(p, name))
-        if top[0] is bottom[0]:
-            raise self.config_error(
-                "cannot run in place", field="top",
-                received=self.layer_param.top[0],
-                fix="give the top a name different from the bottom")
+        self.refuse_in_place(bottom, top)
 
     def output_size(self, in_hw, bottom):
         """(H_out, W_out) for an input of spatial size ``in_hw``."""
