@@ -32,6 +32,7 @@ import numbers
 import numpy as np
 
 from ..backend import array_module
+from . import pool_forward
 from .geometry import ROUND_MODES, pooled_size
 
 # Caffe starts MAX outputs at -FLT_MAX (the float32 bound, for doubles too).
@@ -190,6 +191,12 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
     y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "max_pool_forward")
+    if not mask and not _few_windows(kernel, out_hw) and pool_forward.fits(
+            in_hw, kernel, stride, pad, out_hw):
+        pool_forward.max_pool_planes(x.reshape((-1,) + in_hw),
+                                     y.reshape((-1,) + out_hw), kernel,
+                                     stride, pad)
+        return y, None
     y[...] = _MAX_INIT
     if _few_windows(kernel, out_hw):
         return y, _max_pool_windows(xp, x, y, in_hw, out_hw, kernel, stride,
