@@ -214,3 +214,35 @@ def _strided_max(x, y, kernel, stride, pad, rows, slide):
             continue
         _border_max(xp, rows, y,
                     lambda c, j=j: (Ellipsis, j if c is None else c), cells)
+
+
+def ave_pool_global(x, y, block_bytes=BLOCK_BYTES // 2):
+    """Global average pooling (kernel = the plane, stride 1, pad 0) of the
+    (P, H, W) planes ``x`` into the P values ``y``: each plane's sum in
+    Caffe's order (+0, then the cells row by row), over H·W.
+
+    A plane's cells are added one after another, which on its own is a
+    chain of dependent additions; a block of planes is transposed so that
+    the additions of the block's planes run side by side instead: NumPy
+    reduces the leading axis of a (cells, planes) array row after row as
+    long as there are two planes or more (one alone would be summed
+    pairwise, in another order), so a lone plane gets a zero partner.
+    """
+    xp = array_module(x)
+    planes = x.shape[0]
+    cells = x[0].size if planes else 0
+    flat = x.reshape(planes, cells)
+    step = max(2, block_bytes // max(1, cells * x.itemsize))
+    width = max(2, min(step, planes))
+    work = xp.empty((cells, width), dtype=x.dtype)
+    sums = xp.empty(width, dtype=x.dtype)
+    for first in range(0, planes, step):
+        count = min(planes, first + step) - first
+        if count == 1:
+            work[:, 1] = 0
+        block = work[:, :max(2, count)]
+        xp.copyto(block[:, :count], flat[first:first + count].T)
+        xp.add.reduce(block, axis=0, out=sums[:block.shape[1]], initial=0)
+        y[first:first + count] = sums[:count]
+    y /= x.dtype.type(cells)
+    return y

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from kaffe.ops import pool_forward
-from kaffe.ops.pooling import max_pool_forward, pool_output_size
+from kaffe.ops.pooling import (ave_pool_forward, max_pool_forward,
+                               pool_output_size)
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -126,3 +127,35 @@ def test_max_planes_range_writes_only_its_planes():
 def test_fits_only_the_geometries_it_speeds_up(in_hw, kernel, stride, pad,
                                                out_hw, taken):
     assert pool_forward.fits(in_hw, kernel, stride, pad, out_hw) is taken
+
+
+def sequential_mean(x):
+    """Caffe's global AVE: +0, plus each cell row by row, over H·W."""
+    planes = x.reshape(-1, x.shape[-2] * x.shape[-1])
+    total = np.zeros(len(planes), x.dtype)
+    for i in range(planes.shape[1]):
+        total += planes[:, i]
+    return total / x.dtype.type(planes.shape[1])
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 14, 14), (1, 7, 7, 7),
+                                   (3, 2, 1, 5), (1, 1, 1, 1),
+                                   (1, 300, 3, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ave_pool_global_adds_in_caffe_order(shape, dtype):
+    rng = np.random.default_rng(5)
+    # Magnitudes over many orders: any other order of the additions
+    # (NumPy's pairwise sum, say) changes low bits.
+    x = (rng.standard_normal(shape)
+         * np.exp(3 * rng.standard_normal(shape))).astype(dtype)
+    x[0, 0] = -0.0  # Caffe's sum starts at +0: the mean is +0, not −0
+    y_ref = sequential_mean(x).reshape(shape[:2] + (1, 1))
+    planes = shape[0] * shape[1]
+    cells = shape[2] * shape[3]
+    for block in (1, 4, planes):
+        y = np.full(planes, 7, dtype)
+        pool_forward.ave_pool_global(
+            x.reshape((planes,) + shape[2:]), y,
+            block_bytes=block * cells * x.itemsize)
+        same_bits(y.reshape(y_ref.shape), y_ref)
+    same_bits(ave_pool_forward(x, shape[2:], 1, 0, (1, 1)), y_ref)
