@@ -3,7 +3,8 @@ direct float64 reference of Caffe's formula."""
 import numpy as np
 import pytest
 
-from kaffe.ops.lrn_forward import lrn_across_forward, lrn_across_image
+from kaffe.ops.lrn_forward import (lrn_across_forward, lrn_across_image,
+                                   lrn_across_range)
 
 
 def reference(x, n, alpha, beta, k):
@@ -36,14 +37,18 @@ def test_lrn_across_forward_matches_the_formula(shape, n, dtype):
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(shape) * 3).astype(dtype)
     alpha, beta, k = 0.7, 0.75, 1.5  # large alpha: the sums matter
-    y, scale, power = (np.full(shape, np.nan, dtype) for _ in range(3))
-    result = lrn_across_forward(x, n, alpha, beta, k, y, scale, power)
-    assert result[0] is y and result[1] is scale and result[2] is power
     y_ref, scale_ref, power_ref = reference(x, n, alpha, beta, k)
     tol = 1e-6 if dtype == np.float32 else 1e-13
-    np.testing.assert_allclose(scale, scale_ref, rtol=tol)
-    np.testing.assert_allclose(power, power_ref, rtol=tol)
-    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    plane = shape[2] * shape[3]
+    # blocks of one channel, of three, and whole images
+    for block in (plane, 3 * plane, shape[1] * plane):
+        y, scale, power = (np.full(shape, np.nan, dtype) for _ in range(3))
+        result = lrn_across_forward(x, n, alpha, beta, k, y, scale, power,
+                                    block_elements=block)
+        assert result[0] is y and result[1] is scale and result[2] is power
+        np.testing.assert_allclose(scale, scale_ref, rtol=tol)
+        np.testing.assert_allclose(power, power_ref, rtol=tol)
+        np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
 
 
 def test_lrn_across_image_writes_only_its_image():
@@ -55,3 +60,16 @@ def test_lrn_across_image_writes_only_its_image():
     np.testing.assert_allclose(scale[1], scale_ref[1], rtol=1e-13)
     for buffer in (y, scale, power):
         assert not buffer[0].any() and not buffer[2].any()
+
+
+def test_lrn_across_range_writes_only_its_channels():
+    x = np.random.default_rng(2).standard_normal((2, 9, 2, 3))
+    y, scale, power = (np.zeros_like(x) for _ in range(3))
+    lrn_across_range(x, 5, 1e-2, 0.75, 2.0, y, scale, power, 1, 3, 7)
+    y_ref, scale_ref, power_ref = reference(x, 5, 1e-2, 0.75, 2.0)
+    np.testing.assert_allclose(y[1, 3:7], y_ref[1, 3:7], rtol=1e-13)
+    np.testing.assert_allclose(scale[1, 3:7], scale_ref[1, 3:7], rtol=1e-13)
+    np.testing.assert_allclose(power[1, 3:7], power_ref[1, 3:7], rtol=1e-13)
+    for buffer in (y, scale, power):
+        assert not buffer[0].any()
+        assert not buffer[1, :3].any() and not buffer[1, 7:].any()
