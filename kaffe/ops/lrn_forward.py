@@ -20,6 +20,8 @@ shifted adds of :mod:`kaffe.ops.lrn`; all agree to float rounding (a few
 ulp of scale). :func:`lrn_across_range` does one block of one image and
 :func:`lrn_across_image` one image, so either can run on several threads.
 """
+import math
+
 from ..backend import array_module
 
 # Values of x per block of channels: the block's squares, pair sums, scale,
@@ -40,8 +42,10 @@ def lrn_across_forward(x, local_size, alpha, beta, k, y, scale, power,
     caller's buffers (:func:`lrn_across_image`), a larger one by blocks of
     channels of about that many values (:func:`lrn_across_range`)."""
     num, channels = x.shape[:2]
-    plane = x[0, 0].size
-    step = max(1, block_elements // max(1, plane))
+    if x.size == 0:
+        return y, scale, power
+    plane = math.prod(x.shape[2:])
+    step = max(1, block_elements // plane)
     if step >= channels:
         for n in range(num):
             lrn_across_image(x, local_size, alpha, beta, k, y, scale, power,
@@ -58,7 +62,7 @@ def lrn_across_forward(x, local_size, alpha, beta, k, y, scale, power,
 def _scratch(x, local_size, channels):
     """(squares, pair sums) for a block of ``channels`` channels."""
     xp = array_module(x)
-    plane = x[0, 0].size
+    plane = math.prod(x.shape[2:])
     rows = channels + local_size - 1
     return (xp.empty((rows, plane), dtype=x.dtype),
             xp.empty((max(1, rows - 1), plane), dtype=x.dtype))

@@ -363,7 +363,7 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
                                                    pad, out_hw)
     y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "ave_pool_forward")
     if (xp is np and kernel == in_hw and out_hw == (1, 1)
-            and pad == (0, 0) and x.size):  # global pooling
+            and pad == (0, 0)):  # global pooling
         pool_forward.ave_pool_global(x.reshape((-1,) + in_hw),
                                      y.reshape(-1))
         return y
