@@ -73,3 +73,11 @@ def test_lrn_across_range_writes_only_its_channels():
     for buffer in (y, scale, power):
         assert not buffer[0].any()
         assert not buffer[1, :3].any() and not buffer[1, 7:].any()
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 3), (2, 0, 3, 3)])
+def test_empty_input(shape):
+    x = np.zeros(shape, np.float32)
+    y, scale, power = (np.empty_like(x) for _ in range(3))
+    result = lrn_across_forward(x, 5, 1e-4, 0.75, 1.0, y, scale, power)
+    assert result[0] is y and y.shape == shape

@@ -159,3 +159,15 @@ def test_ave_pool_global_adds_in_caffe_order(shape, dtype):
             block_bytes=block * cells * x.itemsize)
         same_bits(y.reshape(y_ref.shape), y_ref)
     same_bits(ave_pool_forward(x, shape[2:], 1, 0, (1, 1)), y_ref)
+
+
+@pytest.mark.parametrize("kernel, stride, pad, in_hw, out_hw", [
+    (3, 1, 1, (7, 7), (7, 7)),     # "same"
+    (3, 2, 0, (7, 7), (3, 3)),     # strided
+    ((7, 7), 1, 0, (7, 7), (1, 1)),  # global AVE
+])
+def test_empty_batch(kernel, stride, pad, in_hw, out_hw):
+    x = np.zeros((0, 4) + in_hw, np.float32)
+    y, _ = max_pool_forward(x, kernel, stride, pad, out_hw, mask=False)
+    assert y.shape == (0, 4) + out_hw
+    assert ave_pool_forward(x, kernel, stride, pad, out_hw).shape == y.shape
