@@ -198,6 +198,8 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
                                      stride, pad)
         return y, None
     y[...] = _MAX_INIT
+    if not x.size:  # an empty batch
+        return y, xp.zeros(y.shape, dtype=xp.int32) if mask else None
     if _few_windows(kernel, out_hw):
         return y, _max_pool_windows(xp, x, y, in_hw, out_hw, kernel, stride,
                                     pad, mask)
