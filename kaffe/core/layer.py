@@ -125,15 +125,16 @@ class Layer:
         the shapes of the last call: per-layer overhead that dominates
         nets running in well under a millisecond (issue 12)."""
         if self.type in SHAPE_ONLY_RESHAPE:
-            shapes = (tuple(b.shape for b in bottom),
-                      tuple(t.shape for t in top))
+            shapes = ([b.shape for b in bottom], [t.shape for t in top])
             if shapes != self._reshaped_for:
                 self.reshape(bottom, top)
-                self._reshaped_for = (tuple(b.shape for b in bottom),
-                                      tuple(t.shape for t in top))
+                self._reshaped_for = ([b.shape for b in bottom],
+                                      [t.shape for t in top])
         else:
             self.reshape(bottom, top)
         self.forward(bottom, top)
+        if not self.loss_weights:
+            return 0.0
         loss = 0.0
         for i, weight in enumerate(self.loss_weights):
             if weight:
