@@ -74,9 +74,14 @@ class PReLULayer(NeuronLayer):
         slope = self.blobs[0].data
         return slope if self.channel_shared else slope.reshape(1, -1, 1)
 
+    # (blob shape, its (N, C, rest) view shape) of the last _view.
+    _viewed = (None, None)
+
     def _view(self, array, blob):
-        return array.reshape(blob.shape[0], blob.shape[1],
-                             blob.count_axes(2))
+        if blob.shape != self._viewed[0]:
+            self._viewed = (blob.shape, (blob.shape[0], blob.shape[1],
+                                         blob.count_axes(2)))
+        return array.reshape(self._viewed[1])
 
     def forward(self, bottom, top):
         x = bottom[0].data
