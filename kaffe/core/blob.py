@@ -229,13 +229,6 @@ class Blob:
             setattr(self, which + "_view", None)
         return buf
 
-    def __getstate__(self):
-        # A copy (pickle, copy.deepcopy) rebuilds its views over its own
-        # buffers.
-        state = dict(self.__dict__)
-        state["_data_view"] = state["_diff_view"] = None
-        return state
-
     def _check_same_count(self, other, what):
         if self._count != other._count:
             raise KaffeShapeError(
