@@ -32,6 +32,20 @@ def test_forward_matches_direct_in_float64(shape):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("store_min", [0, 1 << 40])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_both_ways_of_storing_the_output_blocks(shape, store_min,
+                                                monkeypatch):
+    """Strided copies per (a, c) (large blocks) and one transposed copy
+    (small ones) store the same values, cropped at the edges, bias added."""
+    from kaffe.ops import winograd
+    monkeypatch.setattr(winograd, "_STRIDED_STORE_MIN", store_min)
+    x, f, b, pad = _case(shape, np.float64, seed=4)
+    np.testing.assert_allclose(winograd_forward(x, f, b, pad),
+                               conv_forward(x, f, b, 1, pad),
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_data_matches_direct_in_float64(shape):
     x, f, _, pad = _case(shape, np.float64)
