@@ -53,6 +53,10 @@ class Blob:
         xp: the array module (numpy, or cupy on a GPU).
     """
 
+    # How many times any blob took a new shape (in this process): while it
+    # stays put, no blob's shape changed (Layer.Forward's cheap check).
+    reshapes = 0
+
     def __init__(self, shape=None, dtype=np.float32, xp=np):
         self._xp = xp
         self.dtype = np.dtype(dtype)
@@ -93,6 +97,7 @@ class Blob:
         if shape != self._shape or count != self._count:
             self._data_view = None
             self._diff_view = None
+            Blob.reshapes += 1
         self._shape = shape
         self._count = count
         # Keep each buffer while it is big enough (Caffe's capacity rule).
@@ -212,14 +217,18 @@ class Blob:
     def share_data(self, other):
         """Make this blob's data the same memory as ``other``'s (counts must match)."""
         self._check_same_count(other, "share data")
-        self._data = other._ensure("_data")
-        self._data_view = None
+        buf = other._ensure("_data")
+        if buf is not self._data:
+            self._data = buf
+            self._data_view = None
 
     def share_diff(self, other):
         """Make this blob's diff the same memory as ``other``'s (counts must match)."""
         self._check_same_count(other, "share diff")
-        self._diff = other._ensure("_diff")
-        self._diff_view = None
+        buf = other._ensure("_diff")
+        if buf is not self._diff:
+            self._diff = buf
+            self._diff_view = None
 
     def _ensure(self, which):
         buf = getattr(self, which)

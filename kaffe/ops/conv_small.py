@@ -108,10 +108,25 @@ class SmallConvForward:
             self.result = np.empty((m,) + plan.out_shape + (batch,),
                                    dtype=plan.dtype)
         self.bias_shape = (-1,) + (1,) * n
+        # Batch-first, the bias is added over (N, M, positions), or (M,
+        # positions) for one image: half the broadcasting of (-1, 1, 1).
+        self.out_positions = ((m, -1) if batch == 1 else (batch, m, -1))
+        # The filters and bias as last reshaped, and the arrays they came
+        # from (parameter views live as long as their blobs).
+        self._w = self._b = None
+
+    def _parameters(self, w, b):
+        if w is not self._w or b is not self._b:
+            self._w, self._b = w, b
+            self._w_matrices = w.reshape(self.w_matrices)
+            self._b_column = (None if b is None else b.reshape(
+                (-1, 1) if self.batch_first else self.bias_shape))
+        return self._w_matrices, self._b_column
 
     def forward(self, x, w, b, y):
         """y = the convolution of x by w, plus b (if not None)."""
         blas_for(self.flops)
+        w_matrices, bias = self._parameters(w, b)
         image = self.image
         if image is None:
             image = x
@@ -126,21 +141,19 @@ class SmallConvForward:
             columns[...] = np.ndarray(self.window_shape, image.dtype,
                                       image, 0, self.window_strides)
         if self.batch_first:
-            np.matmul(w.reshape(self.w_matrices),
-                      columns.reshape(self.column_matrices),
+            np.matmul(w_matrices, columns.reshape(self.column_matrices),
                       out=y.reshape(self.out_matrices))
-            if b is not None:
-                y += b.reshape(self.bias_shape)
+            if bias is not None:
+                out = y.reshape(self.out_positions)
+                out += bias
             return y
         result = self.result
-        np.matmul(w.reshape(self.w_matrices),
-                  columns.reshape(self.column_matrices),
+        np.matmul(w_matrices, columns.reshape(self.column_matrices),
                   out=result.reshape(self.out_matrices))
-        if b is None:
+        if bias is None:
             y[...] = result.transpose(self.to_first)
         else:
-            np.add(result.transpose(self.to_first),
-                   b.reshape(self.bias_shape), out=y)
+            np.add(result.transpose(self.to_first), bias, out=y)
         return y
 
 

@@ -262,3 +262,22 @@ def test_views_taken_before_forward_see_its_results(tmp_path):
     out = net.forward()
     assert out["prob"] is prob
     np.testing.assert_allclose(prob.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_forward_reshapes_for_other_blobs_of_other_shapes():
+    # Blob.reshapes alone does not skip the check: the same layer handed
+    # other blobs (made earlier, of another shape) reshapes for them.
+    from kaffe.layers.neuron.relu import ReLULayer
+    layer = ReLULayer()
+    small, large = Blob((2, 3)), Blob((4, 5))
+    large.data[...] = -1
+    out_small, out_large = Blob((2, 3)), Blob((1,))
+    layer.SetUp([small], [out_small])
+    layer.Forward([small], [out_small])
+    bottom = [large]
+    layer.Forward(bottom, [out_large])
+    assert out_large.shape == (4, 5) and not out_large.data.any()
+    # The same list object, its blob replaced.
+    bottom[0] = small
+    layer.Forward(bottom, [out_large])
+    assert out_large.shape == (2, 3)

@@ -79,8 +79,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
         saved = self._saved_columns(len(bottom))
         if saved is None:
             small = self._small_forward(bottom[0])
-            if small is not None and all(
-                    y_blob is not x_blob for x_blob, y_blob in zip(bottom, top)):
+            if small is not None and not any(
+                    y_blob is x_blob for x_blob, y_blob in zip(bottom, top)):
                 w = self.blobs[0].data
                 for x_blob, y_blob in zip(bottom, top):
                     small.forward(x_blob.data, w, b, y_blob.data)
