@@ -84,14 +84,15 @@ class PReLULayer(NeuronLayer):
         return array.reshape(self._viewed[1])
 
     def forward(self, bottom, top):
-        x = bottom[0].data
+        x_blob, y_blob = bottom[0], top[0]
+        x = x_blob.data
         xp = array_module(x)
         self.keep_input(bottom, top)
-        x3 = self._view(x, bottom[0])
+        x3 = self._view(x, x_blob)
         negative = xp.minimum(x3, 0)
         negative *= self._slopes()
-        xp.add(xp.maximum(x3, 0), negative, out=self._view(top[0].data,
-                                                           top[0]))
+        y3 = x3 if y_blob is x_blob else self._view(y_blob.data, y_blob)
+        xp.add(xp.maximum(x3, 0), negative, out=y3)
 
     def backward(self, top, propagate_down, bottom):
         x = self.forward_input(top, bottom)

@@ -79,8 +79,9 @@ class ConvolutionLayer(BaseConvolutionLayer):
         saved = self._saved_columns(len(bottom))
         if saved is None:
             small = self._small_forward(bottom[0])
-            if small is not None and not any(
-                    y_blob is x_blob for x_blob, y_blob in zip(bottom, top)):
+            if small is not None and (
+                    top[0] is not bottom[0] if len(bottom) == 1 else not any(
+                        y is x for x, y in zip(bottom, top))):
                 w = self.blobs[0].data
                 for x_blob, y_blob in zip(bottom, top):
                     small.forward(x_blob.data, w, b, y_blob.data)
