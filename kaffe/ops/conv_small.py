@@ -6,8 +6,8 @@ call; on a 12×12 input (MTCNN's P-Net) that is 15 µs of Python around 3 µs
 of arithmetic. A :class:`SmallConvForward` is made once for one input
 shape, filter shape and geometry (the Convolution layer keeps one while its
 input shape stays) and then does only the arithmetic: zero-pad (one copy
-into a buffer whose border stays 0), im2col as ONE copy of a strided
-window view, the GEMM, the bias.
+into a buffer whose border stays 0), im2col as one or two copies of
+strided window views, the GEMM, the bias.
 
 It computes exactly what conv_forward computes: it takes the same plan
 (:func:`kaffe.ops.conv._plan`: the same batch-first or batch-last layout)
@@ -96,6 +96,10 @@ class SmallConvForward:
                 + tuple(s * d for s, d in zip(spatial, plan.dilation))
                 + tuple(s * t for s, t in zip(spatial, plan.stride))
                 + strides[lead + n:])
+            self.rows = None
+            if (batch_first and n == 2 and plan.stride[0] == 1
+                    and plan.out_shape[0] > 1):
+                self._unfold_rows_first(plan, strides)
         # The GEMM's operands as conv_forward shapes them.
         self.w_matrices = (1, m, k)
         if batch_first:
@@ -114,6 +118,26 @@ class SmallConvForward:
         # The filters and bias as last reshaped, and the arrays they came
         # from (parameter views live as long as their blobs).
         self._w = self._b = None
+
+    def _unfold_rows_first(self, plan, strides):
+        """Batch-first 2-D im2col in two copies whose runs are long: first
+        each row's windows along the width, rows[n, c, j, h, q] =
+        image[n, c, h, q·stride_w + j·dilation_w]; then every (c, i, j)
+        takes out_h consecutive rows of that, contiguous out_h·out_w
+        cells: columns[n, c, i, j, p, q] = rows[n, c, j, p + i·dilation_h,
+        q]. (LeNet's conv2: runs of 64 cells instead of 8, 18 → 9 µs.)"""
+        (k_h, k_w), (out_h, out_w) = plan.kernel, plan.out_shape
+        s_h, s_w = strides[2:4]
+        self.rows = np.empty((plan.batch, plan.channels, k_w,
+                              plan.padded_shape[0], out_w), plan.dtype)
+        self.rows_window_shape = self.rows.shape
+        self.rows_window_strides = (strides[0], strides[1],
+                                    s_w * plan.dilation[1], s_h,
+                                    s_w * plan.stride[1])
+        r = self.rows.strides
+        self.rows_windows = np.ndarray(
+            self.columns.shape, plan.dtype, self.rows, 0,
+            (r[0], r[1], r[3] * plan.dilation[0], r[2], r[3], r[4]))
 
     def _parameters(self, w, b):
         if w is not self._w or b is not self._b:
@@ -137,6 +161,10 @@ class SmallConvForward:
         columns = self.columns
         if columns is None:
             columns = image
+        elif self.rows is not None:
+            self.rows[...] = np.ndarray(self.rows_window_shape, image.dtype,
+                                        image, 0, self.rows_window_strides)
+            columns[...] = self.rows_windows
         else:
             columns[...] = np.ndarray(self.window_shape, image.dtype,
                                       image, 0, self.window_strides)

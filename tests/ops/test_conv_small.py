@@ -17,6 +17,10 @@ CASES = [
     ((2, 2, 5, 6, 4), (3, 2, 2, 3, 2), 1, 1, 1),    # 3-D
     ((1, 20, 12, 12), (50, 20, 5, 5), 1, 0, 1),     # LeNet conv2
     ((1, 1, 28, 28), (20, 1, 5, 5), 1, 0, 1),       # LeNet conv1
+    # The rows-first im2col: padded, dilated, strided along the width ...
+    ((1, 4, 9, 11), (5, 4, 3, 2), (1, 2), (2, 1), (2, 3)),
+    # ... and several images batch-first.
+    ((2, 2, 20, 20), (3, 2, 3, 3), 1, 1, 1),
 ]
 
 
@@ -62,3 +66,18 @@ def test_chunked_batch_is_refused(monkeypatch):
     monkeypatch.setattr(conv_ops, "_CHUNK_COLUMN_ELEMENTS", 27 * 100)
     assert SmallConvForward.build((2, 3, 12, 12), (10, 3, 3, 3),
                                   np.float32, 1, 0, 1, 1) is None
+
+
+def test_rows_first_im2col_is_taken_where_it_applies():
+    def rows_first(*args):
+        small = SmallConvForward.build(*args, 1)
+        return small.batch_first and small.rows is not None
+
+    assert rows_first((1, 20, 12, 12), (50, 20, 5, 5), np.float32, 1, 0, 1)
+    assert rows_first((2, 2, 20, 20), (3, 2, 3, 3), np.float32, 1, 1, 1)
+    assert rows_first((1, 4, 9, 11), (5, 4, 3, 2), np.float32, (1, 2),
+                      (2, 1), (2, 3))
+    # Strided along the height, or one output row: the single copy.
+    assert not rows_first((1, 4, 9, 9), (5, 4, 3, 3), np.float32, 2, 0, 1)
+    assert not rows_first((1, 16, 3, 3), (8, 16, 3, 3), np.float32, 1, 0,
+                          1)
