@@ -40,8 +40,8 @@ import numpy as np
 from ..backend import array_module
 from ..memory import check_bytes
 from kaffe.ops.depthwise import depthwise_backward
-from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
-                              per_axis, unfold_into, window_geometry)
+from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
+                              unfold_into, window_geometry)
 from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
                                 winograd_backward_data, winograd_forward)
 from kaffe.threads import blas_for, parallel_for
@@ -187,7 +187,6 @@ class _Plan:
         self.depthwise = depthwise_applies(x_shape, w_shape, group)
         self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
         self._winograd = {}
-        self._windows = None
         self._buffers = {}
 
     def winograd(self, backward):
@@ -323,11 +322,8 @@ class _Plan:
             return image
         cols = dest if dest is not None else self.buffer(
             "columns", self.columns_shape(x_chunk.shape[0]))
-        if self._windows is None:
-            self._windows = offset_windows(self.kernel, self.out_shape,
-                                           self.stride, self.dilation)
         unfold_into(cols, image, self.lead, self.kernel, self.stride,
-                    self.dilation, windows=self._windows)
+                    self.dilation)
         return cols
 
     def key(self):
@@ -472,7 +468,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         if save is not None:
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
-                                parallel=parallel_for)
+                                parallel=parallel_for, blas=blas_for)
     plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
     for index, (n0, n1) in enumerate(plan.chunks()):
@@ -608,7 +604,8 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
         return
     if dx is not None and plan.winograd(True):
         winograd_backward_data(dy, w, dx.shape, plan.pad, out=dx,
-                               filters=winograd, parallel=parallel_for)
+                               filters=winograd, parallel=parallel_for,
+                               blas=blas_for)
         dx = None
         if dw is None:
             return

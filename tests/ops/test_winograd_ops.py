@@ -145,6 +145,37 @@ def test_parallel_tasks_give_the_same_result():
         serial)
 
 
+@pytest.mark.parametrize("blas_threads", [1, 2])
+def test_chunks_as_tasks_or_blas_threads(blas_threads, monkeypatch):
+    """Several chunks run as parallel tasks (their own scratch each) unless
+    BLAS takes the threads; the result is the same either way."""
+    from kaffe.ops import winograd
+    monkeypatch.setattr(winograd, "_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(winograd, "_CHUNK_MIN_TILES", 8)
+    x, f, b, pad = _case((2, 6, 23, 21, 5, 1), np.float64, seed=7)
+    calls = []
+
+    def runner(fn, count):
+        calls.append(count)
+        for i in reversed(range(count)):
+            fn(i)
+
+    asked = []
+
+    def blas(flops):
+        asked.append(flops)
+        return blas_threads
+
+    ours = winograd_forward(x, f, b, pad, parallel=runner, blas=blas)
+    np.testing.assert_allclose(ours, conv_forward(x, f, b, 1, pad),
+                               rtol=1e-12, atol=1e-12)
+    assert asked and asked[0] > 0
+    if blas_threads > 1:
+        assert calls == []
+    else:
+        assert calls and calls[0] > 1     # the chunks are the tasks
+
+
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="must be"):
         winograd_forward(np.zeros((1, 2, 5, 5)), np.zeros((1, 3, 3, 3)))
