@@ -14,15 +14,15 @@ It computes exactly what conv_forward computes: it takes the same plan
 and calls ``matmul`` on arrays of the same shapes, so the results are equal
 to the bit (the copies are exact). It applies only where that plan is one
 chunk of im2col + GEMM with a single group and its columns take at most
-``MAX_COLUMN_ELEMENTS``: no Winograd, no depthwise, nothing chunked or
-threaded (BLAS is set to one thread through kaffe.threads, as conv_forward
-sets it for a GEMM this small).
+``MAX_COLUMN_ELEMENTS``: no Winograd, no depthwise, nothing chunked. Its
+GEMM's BLAS threads are set by :func:`kaffe.threads.blas_for`, as
+conv_forward sets them for the same GEMM.
 """
 import math
 
 import numpy as np
 
-from ..threads import SMALL_GEMM_FLOPS, blas_for
+from ..threads import blas_for
 from .conv import _plan
 
 __all__ = ["SmallConvForward", "MAX_COLUMN_ELEMENTS"]
@@ -56,7 +56,7 @@ class SmallConvForward:
         flops = (2 * plan.num_output * plan.col_rows * plan.batch
                  * math.prod(plan.out_shape))
         if (plan.chunk < plan.batch or columns > MAX_COLUMN_ELEMENTS
-                or flops >= SMALL_GEMM_FLOPS or plan.winograd(False)):
+                or plan.winograd(False)):
             return None
         return cls(plan, flops)
 
