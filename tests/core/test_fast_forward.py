@@ -112,6 +112,7 @@ def test_input_shape_changes_mid_life(tmp_path):
 def test_hooks_fire_and_remove_hook_restores_the_fast_loop(tmp_path):
     net = make_net(tmp_path)
     feed(net, 2)
+    names = list(net.layer_dict)
     seen = []
 
     def before(i):
@@ -120,7 +121,7 @@ def test_hooks_fire_and_remove_hook_restores_the_fast_loop(tmp_path):
     def after(i):
         seen.append(("after", i))
         # The layer's tops are computed when after_forward runs.
-        assert net.blobs[net.top_names[net._layer_names[i]][0]].data.size
+        assert net.blobs[net.top_names[names[i]][0]].data.size
 
     net.before_forward(before)
     net.after_forward(after)
@@ -130,8 +131,7 @@ def test_hooks_fire_and_remove_hook_restores_the_fast_loop(tmp_path):
                     for when in ("before", "after")]
     seen.clear()
     net.forward(start="pool1", end="head1")
-    first, last = net._layer_names.index("pool1"), \
-        net._layer_names.index("head1")
+    first, last = names.index("pool1"), names.index("head1")
     assert [i for when, i in seen if when == "before"] == list(
         range(first, last + 1))
     net.remove_hook(before)
@@ -186,7 +186,7 @@ def test_debug_info_logs_every_layer(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="kaffe"):
         net.forward()
     text = caplog.text
-    for name in net._layer_names:
+    for name in net.layer_dict:
         assert f"[Forward] Layer {name}, top blob" in text
 
 
