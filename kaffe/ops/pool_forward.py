@@ -37,7 +37,8 @@ from ..backend import array_module
 MAX_INIT = -float(np.finfo(np.float32).max)
 
 # Input bytes per block of planes: the block and its row maxima stay in a
-# 2 MB L2 cache (GoogLeNet's pool1: 512 KB −10 % against 1 MB and more).
+# 2 MB L2 cache. In GoogLeNet's forward, batch 1 and 8, 128 K and 256 K
+# blocks were 5–30 % slower, 1 MB ones 0–15 % slower.
 BLOCK_BYTES = 1 << 19
 
 
