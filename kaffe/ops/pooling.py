@@ -25,7 +25,9 @@ coarse levels, a huge kernel_size from a file), over the windows, each one
 reduced in Caffe's scan order, so the loop never runs kernel_h · kernel_w
 times for a handful of outputs.
 With NumPy, sums and gradient accumulations happen in Caffe's order, so the
-results equal its CPU code's to the bit.
+results equal its CPU code's to the bit. Inference's mask-free MAX (for the
+geometries of the classic nets) and global AVE pooling run the faster
+kernels of :mod:`kaffe.ops.pool_forward`, with the same bits.
 """
 import numbers
 
