@@ -3,15 +3,57 @@
 A depthwise convolution (group = channels = filters) does k·k multiply-adds
 per output value; im2col + GEMM would unfold the input k·k times to do the
 same work in C tiny matrix products. Here each kernel tap is one whole-array
-multiply-add of a strided view of the zero-padded input, in the tap order
+multiply-add of a shifted view of the zero-padded input, in the tap order
 (kh, then kw) the forks' CPU loops use, so every output value is summed in
 the same order as theirs (ConvolutionDepthwise's ``conv_dw_layer.cpp``):
-the result is bit-identical to that loop, bias added last.
+the result is bit-identical to that loop (up to the sign of a zero), bias
+added last.
+
+How the forward is made fast (:func:`depthwise_forward`; the timings are in
+docs/performance.md):
+
+* Blocks. The (N·C) channel images are taken a block at a time, as many as
+  keep the block's padded input, sum and product within about a megabyte,
+  so that the k·k passes over them run in the core's L2 cache instead of
+  main memory. Blocks are independent: ``parallel`` runs them on threads.
+* Flat rows. A block's padded images are laid out one per row, and each
+  output row keeps the padded width: output (y, x) sits at y·W_p + x, so
+  the input tap (i, j) reads is at the same place shifted by i·W_p + j, and
+  every tap is one contiguous slice of the row (a few wasted columns per
+  image row, dropped when the result is stored). With several channels per
+  row-block NumPy still sees two axes: its ufuncs then copy rows shorter
+  than its buffer size through that buffer, which costs 3-4× more than the
+  arithmetic; the kernel sets a small buffer size while it runs
+  (``numpy.setbufsize``, local to the thread).
+* Phases. With stride s, the padded image is split into s×s phase images
+  (every s-th row and column from each offset), written straight from the
+  input in the same pass that pads it; tap (i, j) then reads phase
+  (d·i mod s, d·j mod s) shifted by (d·i div s, d·j div s): a stride-1
+  problem again, with no strided reads.
+* Positions-major for small maps. When an image has few positions (7×7,
+  14×14), rows would be too short for NumPy's loops to pay; the block is
+  then transposed to (positions, channels) and the taps are slices of
+  whole channel vectors.
 
 Shapes: x (N, C, H, W); w (C, 1, kh, kw) or (C, kh, kw); b (C,) or None;
 stride, pad, dilation are (h, w) pairs.
 """
+import collections
+import threading
+
+import numpy as np
+
 from ..backend import array_module
+
+# A block keeps its padded input, sum and product within about this many
+# elements (1 MiB of float32: L2-resident on current cores).
+BLOCK_ELEMENTS = 1 << 18
+# Output maps with fewer positions than this are computed positions-major.
+POSITIONS_MAJOR_MAX_POSITIONS = 256
+# NumPy's ufunc buffer size while the kernel runs (see the module notes).
+_BUFSIZE = 16
+# Plans are cached per distinct call geometry, this many.
+_PLAN_CACHE_SIZE = 64
 
 
 def output_size(size, k, s, p, d):
@@ -41,30 +83,236 @@ def _padded(x, pad):
     return out
 
 
-def depthwise_forward(x, w, b, stride, pad, dilation, out=None):
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+class _ForwardPlan:
+    """The geometry of one depthwise forward: phases, tap offsets, blocks.
+
+    Each phase image is hq × wq (rows-major: one row of hq·wq per channel
+    image; positions-major: hq·wq rows of the block's channels). Output
+    position (y, x) of the flat sum is y·wq + x; tap t adds phase
+    ``tap_phase[t]`` shifted by ``tap_offset[t]``; the sum covers the
+    first ``span`` flat positions ((ho − 1)·wq + wo).
+    """
+
+    def __init__(self, x_shape, kernel, stride, pad, dilation, min_blocks):
+        n, c, h, w = x_shape
+        kh, kw = kernel
+        self.rows = n * c
+        self.out_hw = ho, wo = (
+            output_size(h, kh, stride[0], pad[0], dilation[0]),
+            output_size(w, kw, stride[1], pad[1], dilation[1]))
+        phases = {}
+        taps = []
+        for i in range(kh):
+            q_i, r_i = divmod(dilation[0] * i, stride[0])
+            for j in range(kw):
+                q_j, r_j = divmod(dilation[1] * j, stride[1])
+                phase = phases.setdefault((r_i, r_j), len(phases))
+                taps.append((phase, q_i, q_j))
+        self.hq = hq = ho + max(t[1] for t in taps)
+        self.wq = wq = wo + max(t[2] for t in taps)
+        self.phases = len(phases)
+        self.tap_phase = [t[0] for t in taps]
+        self.tap_offset = [t[1] * wq + t[2] for t in taps]
+        self.span = (ho - 1) * wq + wo
+        # Where each phase image takes the input from: its rows a0:a1 and
+        # columns b0:b1 are x[s·a + r − p] (the rest stays zero: padding).
+        self.writes = []
+        for (r_i, r_j), phase in phases.items():
+            a0 = max(0, _ceil_div(pad[0] - r_i, stride[0]))
+            a1 = min(hq, _ceil_div(h + pad[0] - r_i, stride[0]))
+            b0 = max(0, _ceil_div(pad[1] - r_j, stride[1]))
+            b1 = min(wq, _ceil_div(w + pad[1] - r_j, stride[1]))
+            if a1 <= a0 or b1 <= b0:
+                continue
+            y0 = stride[0] * a0 + r_i - pad[0]
+            x0 = stride[1] * b0 + r_j - pad[1]
+            self.writes.append((
+                phase, slice(a0, a1), slice(b0, b1),
+                slice(y0, y0 + stride[0] * (a1 - a0 - 1) + 1, stride[0]),
+                slice(x0, x0 + stride[1] * (b1 - b0 - 1) + 1, stride[1])))
+        # Stride 1 without padding: the input rows are the phase image.
+        self.positions_major = ho * wo < POSITIONS_MAJOR_MAX_POSITIONS
+        self.direct = (self.phases == 1 and (hq, wq) == (h, w)
+                       and stride == (1, 1) and pad == (0, 0)
+                       and not self.positions_major)
+        per_row = self.phases * hq * wq + ho * wq + self.span
+        block = max(1, min(self.rows, BLOCK_ELEMENTS // per_row))
+        blocks = max(_ceil_div(self.rows, block),
+                     min(min_blocks, self.rows))
+        self.block = _ceil_div(self.rows, blocks)
+        self.blocks = _ceil_div(self.rows, self.block)
+        self.sizes = (self.phases * self.block * hq * wq,
+                      self.block * ho * wq, self.block * self.span)
+
+
+_plans = collections.OrderedDict()
+_plans_lock = threading.Lock()
+_scratch = threading.local()
+
+
+def _forward_plan(x_shape, kernel, stride, pad, dilation, min_blocks):
+    key = (tuple(x_shape), tuple(kernel), tuple(stride), tuple(pad),
+           tuple(dilation), min_blocks, BLOCK_ELEMENTS,
+           POSITIONS_MAJOR_MAX_POSITIONS)
+    with _plans_lock:
+        plan = _plans.get(key)
+        if plan is None:
+            plan = _plans[key] = _ForwardPlan(x_shape, kernel, stride, pad,
+                                              dilation, min_blocks)
+            if len(_plans) > _PLAN_CACHE_SIZE:
+                _plans.popitem(last=False)
+        else:
+            _plans.move_to_end(key)
+    return plan
+
+
+def _buffers(xp, dtype, plan, call):
+    """This thread's scratch (phases, sum, product) for ``plan``, the
+    phases zeroed once per call (their padding is never written)."""
+    arena = getattr(_scratch, "arena", None)
+    total = sum(plan.sizes)
+    if (arena is None or arena.dtype != dtype or arena.size < total
+            or array_module(arena) is not xp):
+        arena = _scratch.arena = xp.empty(total, dtype=dtype)
+        _scratch.call = None
+    phases_size, sum_size, _ = plan.sizes
+    phases = arena[:phases_size]
+    if _scratch.call is not call:
+        if not plan.direct:
+            phases[...] = 0
+        _scratch.call = call
+    total_sum = arena[phases_size:phases_size + sum_size]
+    product = arena[phases_size + sum_size:total]
+    return phases, total_sum, product
+
+
+def depthwise_forward(x, w, b, stride, pad, dilation, out=None,
+                      parallel=None, min_blocks=1):
     """y[n, c] = Σ_(i, j) w[c, i, j] · x_padded[n, c, s·y + d·i, s·x + d·j]
-    (+ b[c])."""
+    (+ b[c]), the taps summed in (i, j) order, then the bias added.
+
+    ``parallel(fn, count)`` (e.g. :func:`kaffe.threads.parallel_for`) runs
+    the blocks, at least ``min_blocks`` of them; serial when None.
+    ``out`` (optional) is a C-contiguous (N, C, H_out, W_out) array of x's
+    dtype that does not overlap ``x``.
+    """
     xp = array_module(x)
     taps = _taps(w)
-    kh, kw = taps.shape[1:]
-    out_hw = (output_size(x.shape[2], kh, stride[0], pad[0], dilation[0]),
-              output_size(x.shape[3], kw, stride[1], pad[1], dilation[1]))
+    n, c, h, wd = x.shape
+    plan = _forward_plan(x.shape, taps.shape[1:], tuple(stride), tuple(pad),
+                         tuple(dilation), max(1, int(min_blocks)))
+    ho, wo = plan.out_hw
     if out is None:
-        out = xp.empty(x.shape[:2] + out_hw, dtype=x.dtype)
-    out[...] = 0
-    padded = _padded(x, pad)
-    # One scratch array for every tap's product (a fresh temporary per
-    # tap costs MobileNet's large maps a page-faulting allocation each).
-    product = xp.empty(out.shape, dtype=out.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            xp.multiply(taps[:, i, j][None, :, None, None],
-                        _window(padded, i, j, out_hw, stride, dilation),
-                        out=product)
-            out += product
+        out = xp.empty((n, c, ho, wo), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    x = xp.ascontiguousarray(x)
+    count = taps.shape[1] * taps.shape[2]
+    # Each tap's weight for every (image, channel) row, contiguous per tap.
+    weights = xp.ascontiguousarray(
+        taps.reshape(c, count).astype(x.dtype, copy=False).T)
+    if n > 1:
+        weights = xp.tile(weights, (1, n))
+    bias = None
     if b is not None:
-        out += b.reshape(1, -1, 1, 1)
+        bias = b.reshape(c).astype(x.dtype, copy=False)
+        if n > 1:
+            bias = xp.tile(bias, n)
+    x_rows = x.reshape(plan.rows, h, wd)
+    out_rows = out.reshape(plan.rows, ho, wo)
+    call = object()
+    block = (_positions_major_block if plan.positions_major
+             else _rows_major_block)
+
+    def run(index):
+        r0 = index * plan.block
+        r1 = min(plan.rows, r0 + plan.block)
+        old = np.setbufsize(_BUFSIZE)
+        try:
+            block(xp, plan, _buffers(xp, x.dtype, plan, call), x_rows,
+                  weights, bias, out_rows, r0, r1)
+        finally:
+            np.setbufsize(old)
+
+    if parallel is None or plan.blocks == 1:
+        for index in range(plan.blocks):
+            run(index)
+    else:
+        parallel(run, plan.blocks)
     return out
+
+
+def _rows_major_block(xp, plan, buffers, x_rows, weights, bias, out_rows,
+                      r0, r1):
+    """Rows r0:r1 with one channel image per row of the flat buffers."""
+    m = r1 - r0
+    hq, wq = plan.hq, plan.wq
+    ho, wo = plan.out_hw
+    span = plan.span
+    phases, total, product = buffers
+    if plan.direct:
+        phases = x_rows[r0:r1].reshape(1, m, hq * wq)
+    else:
+        # Always laid out for a whole block, so that the padding zeroed
+        # once per call stays where every block expects it.
+        images = phases.reshape(plan.phases, plan.block, hq, wq)[:, :m]
+        phases = phases.reshape(plan.phases, plan.block, hq * wq)[:, :m]
+        for phase, rows, cols, src_rows, src_cols in plan.writes:
+            images[phase, :, rows, cols] = x_rows[r0:r1, src_rows, src_cols]
+    total = total[:m * ho * wq].reshape(m, ho * wq)
+    acc = total[:, :span]
+    product = product[:m * span].reshape(m, span)
+    for t, (phase, offset) in enumerate(zip(plan.tap_phase,
+                                            plan.tap_offset)):
+        window = phases[phase, :, offset:offset + span]
+        weight = weights[t, r0:r1, None]
+        if t == 0:
+            xp.multiply(window, weight, out=acc)
+        else:
+            xp.multiply(window, weight, out=product)
+            xp.add(acc, product, out=acc)
+    result = total.reshape(m, ho, wq)[:, :, :wo]
+    if bias is None:
+        out_rows[r0:r1] = result
+    else:
+        xp.add(result, bias[r0:r1, None, None], out=out_rows[r0:r1])
+
+
+def _positions_major_block(xp, plan, buffers, x_rows, weights, bias,
+                           out_rows, r0, r1):
+    """Rows r0:r1 transposed: one flat position per row, the block's
+    channels along it."""
+    m = r1 - r0
+    hq, wq = plan.hq, plan.wq
+    ho, wo = plan.out_hw
+    span = plan.span
+    phases, total, product = buffers
+    images = phases.reshape(plan.phases, hq, wq, plan.block)[..., :m]
+    phases = phases.reshape(plan.phases, hq * wq, plan.block)[:, :, :m]
+    for phase, rows, cols, src_rows, src_cols in plan.writes:
+        images[phase, rows, cols] = x_rows[r0:r1, src_rows,
+                                           src_cols].transpose(1, 2, 0)
+    total = total[:m * ho * wq].reshape(ho * wq, m)
+    acc = total[:span]
+    product = product[:m * span].reshape(span, m)
+    for t, (phase, offset) in enumerate(zip(plan.tap_phase,
+                                            plan.tap_offset)):
+        window = phases[phase, offset:offset + span]
+        weight = weights[t, r0:r1]
+        if t == 0:
+            xp.multiply(window, weight, out=acc)
+        else:
+            xp.multiply(window, weight, out=product)
+            xp.add(acc, product, out=acc)
+    result = total.reshape(ho, wq, m)[:, :wo].transpose(2, 0, 1)
+    if bias is None:
+        out_rows[r0:r1] = result
+    else:
+        xp.add(result, bias[r0:r1, None, None], out=out_rows[r0:r1])
 
 
 def depthwise_backward(dy, x, w, stride, pad, dilation, need_dx=True,
