@@ -52,3 +52,23 @@ def test_which_convolutions_are_depthwise():
     assert not depthwise_applies((1, 8, 5, 5), (8, 2, 3, 3), 4)
     assert not depthwise_applies((1, 1, 5, 5), (1, 1, 3, 3), 1)
     assert not depthwise_applies((1, 8, 5), (8, 1, 3), 8)   # 1-D: generic
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_on_several_threads_matches_one(dtype):
+    from kaffe import threads
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 40, 30, 30)).astype(dtype)
+    w = rng.standard_normal((40, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    try:
+        threads.set_num_threads(1)
+        one = conv.conv_forward(x, w, b, 2, 1, 1, 40)
+        threads.set_num_threads(4, adaptive=False)
+        several = conv.conv_forward(x, w, b, 2, 1, 1, 40)
+    finally:
+        threads.set_num_threads()
+    np.testing.assert_array_equal(several, one)
+    np.testing.assert_allclose(
+        one, _generic(conv.conv_forward, x, w, b, 2, 1, 1, 40),
+        rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
