@@ -3,11 +3,13 @@
 A depthwise convolution (group = channels = filters) does k·k multiply-adds
 per output value; im2col + GEMM would unfold the input k·k times to do the
 same work in C tiny matrix products. Here each kernel tap is one whole-array
-multiply-add of a shifted view of the zero-padded input, in the tap order
-(kh, then kw) the forks' CPU loops use, so every output value is summed in
-the same order as theirs (ConvolutionDepthwise's ``conv_dw_layer.cpp``):
-the result is bit-identical to that loop (up to the sign of a zero), bias
-added last.
+multiply-add of a shifted view of the zero-padded input. With
+``fork_order`` the taps are taken in the order (kh, then kw) of the forks'
+CPU loops, each product rounded, so every output value is summed as theirs
+(ConvolutionDepthwise's ``conv_dw_layer.cpp``): the result is bit-identical
+to that loop (up to the sign of a zero), bias added last. Without it small
+maps take an einsum, which may fuse a multiply with its add where NumPy is
+built for CPUs with FMA (as Caffe's GEMM does for Convolution).
 
 How the forward is made fast (:func:`depthwise_forward`; the timings are in
 docs/performance.md):
@@ -24,16 +26,18 @@ docs/performance.md):
   row-block NumPy still sees two axes: its ufuncs then copy rows shorter
   than its buffer size through that buffer, which costs 3-4× more than the
   arithmetic; the kernel sets a small buffer size while it runs
-  (``numpy.setbufsize``, local to the thread).
+  (:mod:`kaffe.ops.ufunc_buffer`; speed only, the same arithmetic).
 * Phases. With stride s, the padded image is split into s×s phase images
   (every s-th row and column from each offset), written straight from the
   input in the same pass that pads it; tap (i, j) then reads phase
   (d·i mod s, d·j mod s) shifted by (d·i div s, d·j div s): a stride-1
   problem again, with no strided reads.
-* Positions-major for small maps. When an image has few positions (7×7,
-  14×14), rows would be too short for NumPy's loops to pay; the block is
-  then transposed to (positions, channels) and the taps are slices of
-  whole channel vectors.
+* Positions-major for small maps. When an output map has few positions
+  (MobileNet's 14×14 and 7×7), rows would be too short for NumPy's loops
+  to pay: the block is transposed to (positions, channels), every output
+  position's k×k window becomes one strided view (no copy) and one einsum
+  sums the windows against the filters, its inner loop along the
+  channels (2-3.5× faster than the taps one by one there).
 
 Shapes: x (N, C, H, W); w (C, 1, kh, kw) or (C, kh, kw); b (C,) or None;
 stride, pad, dilation are (h, w) pairs.
@@ -44,14 +48,13 @@ import threading
 import numpy as np
 
 from ..backend import array_module
+from .ufunc_buffer import SMALL_BUFSIZE
 
 # A block keeps its padded input, sum and product within about this many
 # elements (1 MiB of float32: L2-resident on current cores).
 BLOCK_ELEMENTS = 1 << 18
 # Output maps with fewer positions than this are computed positions-major.
 POSITIONS_MAJOR_MAX_POSITIONS = 256
-# NumPy's ufunc buffer size while the kernel runs (see the module notes).
-_BUFSIZE = 16
 # Plans are cached per distinct call geometry, this many.
 _PLAN_CACHE_SIZE = 64
 
@@ -97,10 +100,12 @@ class _ForwardPlan:
     first ``span`` flat positions ((ho − 1)·wq + wo).
     """
 
-    def __init__(self, x_shape, kernel, stride, pad, dilation, min_blocks):
+    def __init__(self, x_shape, kernel, stride, pad, dilation, min_blocks,
+                 fork_order):
         n, c, h, w = x_shape
         kh, kw = kernel
         self.rows = n * c
+        self.kernel, self.stride, self.dilation = kernel, stride, dilation
         self.out_hw = ho, wo = (
             output_size(h, kh, stride[0], pad[0], dilation[0]),
             output_size(w, kw, stride[1], pad[1], dilation[1]))
@@ -134,19 +139,29 @@ class _ForwardPlan:
                 phase, slice(a0, a1), slice(b0, b1),
                 slice(y0, y0 + stride[0] * (a1 - a0 - 1) + 1, stride[0]),
                 slice(x0, x0 + stride[1] * (b1 - b0 - 1) + 1, stride[1])))
+        self.positions_major = (not fork_order and ho * wo
+                                < POSITIONS_MAJOR_MAX_POSITIONS)
         # Stride 1 without padding: the input rows are the phase image.
-        self.positions_major = ho * wo < POSITIONS_MAJOR_MAX_POSITIONS
         self.direct = (self.phases == 1 and (hq, wq) == (h, w)
                        and stride == (1, 1) and pad == (0, 0)
                        and not self.positions_major)
-        per_row = self.phases * hq * wq + ho * wq + self.span
+        # Positions-major: the padded image, (h + 2p) × (w + 2p) rows.
+        self.padded_hw = hp, wp = h + 2 * pad[0], w + 2 * pad[1]
+        self.interior = (slice(pad[0], pad[0] + h), slice(pad[1], pad[1] + w))
+        if self.positions_major:
+            per_row = hp * wp + ho * wo
+        else:
+            per_row = self.phases * hq * wq + ho * wq + self.span
         block = max(1, min(self.rows, BLOCK_ELEMENTS // per_row))
         blocks = max(_ceil_div(self.rows, block),
                      min(min_blocks, self.rows))
         self.block = _ceil_div(self.rows, blocks)
         self.blocks = _ceil_div(self.rows, self.block)
-        self.sizes = (self.phases * self.block * hq * wq,
-                      self.block * ho * wq, self.block * self.span)
+        if self.positions_major:
+            self.sizes = (self.block * hp * wp, self.block * ho * wo, 0)
+        else:
+            self.sizes = (self.phases * self.block * hq * wq,
+                          self.block * ho * wq, self.block * self.span)
 
 
 _plans = collections.OrderedDict()
@@ -154,15 +169,17 @@ _plans_lock = threading.Lock()
 _scratch = threading.local()
 
 
-def _forward_plan(x_shape, kernel, stride, pad, dilation, min_blocks):
+def _forward_plan(x_shape, kernel, stride, pad, dilation, min_blocks,
+                  fork_order):
     key = (tuple(x_shape), tuple(kernel), tuple(stride), tuple(pad),
-           tuple(dilation), min_blocks, BLOCK_ELEMENTS,
+           tuple(dilation), min_blocks, fork_order, BLOCK_ELEMENTS,
            POSITIONS_MAJOR_MAX_POSITIONS)
     with _plans_lock:
         plan = _plans.get(key)
         if plan is None:
             plan = _plans[key] = _ForwardPlan(x_shape, kernel, stride, pad,
-                                              dilation, min_blocks)
+                                              dilation, min_blocks,
+                                              fork_order)
             if len(_plans) > _PLAN_CACHE_SIZE:
                 _plans.popitem(last=False)
         else:
@@ -191,20 +208,23 @@ def _buffers(xp, dtype, plan, call):
 
 
 def depthwise_forward(x, w, b, stride, pad, dilation, out=None,
-                      parallel=None, min_blocks=1):
+                      parallel=None, min_blocks=1, fork_order=False):
     """y[n, c] = Σ_(i, j) w[c, i, j] · x_padded[n, c, s·y + d·i, s·x + d·j]
     (+ b[c]), the taps summed in (i, j) order, then the bias added.
 
     ``parallel(fn, count)`` (e.g. :func:`kaffe.threads.parallel_for`) runs
     the blocks, at least ``min_blocks`` of them; serial when None.
     ``out`` (optional) is a C-contiguous (N, C, H_out, W_out) array of x's
-    dtype that does not overlap ``x``.
+    dtype that does not overlap ``x``. ``fork_order``: every product
+    rounded on its own before it is added, as the fork's loop does (no
+    einsum, whose multiply-adds may be fused).
     """
     xp = array_module(x)
     taps = _taps(w)
     n, c, h, wd = x.shape
     plan = _forward_plan(x.shape, taps.shape[1:], tuple(stride), tuple(pad),
-                         tuple(dilation), max(1, int(min_blocks)))
+                         tuple(dilation), max(1, int(min_blocks)),
+                         bool(fork_order))
     ho, wo = plan.out_hw
     if out is None:
         out = xp.empty((n, c, ho, wo), dtype=x.dtype)
@@ -231,7 +251,7 @@ def depthwise_forward(x, w, b, stride, pad, dilation, out=None,
     def run(index):
         r0 = index * plan.block
         r1 = min(plan.rows, r0 + plan.block)
-        old = np.setbufsize(_BUFSIZE)
+        old = np.setbufsize(SMALL_BUFSIZE)
         try:
             block(xp, plan, _buffers(xp, x.dtype, plan, call), x_rows,
                   weights, bias, out_rows, r0, r1)
@@ -284,31 +304,25 @@ def _rows_major_block(xp, plan, buffers, x_rows, weights, bias, out_rows,
 
 def _positions_major_block(xp, plan, buffers, x_rows, weights, bias,
                            out_rows, r0, r1):
-    """Rows r0:r1 transposed: one flat position per row, the block's
-    channels along it."""
+    """Rows r0:r1 transposed: one padded-image position per row, the
+    block's channels along it; every output position's k×k window is one
+    strided view, summed against the filters by one einsum."""
     m = r1 - r0
-    hq, wq = plan.hq, plan.wq
+    hp, wp = plan.padded_hw
     ho, wo = plan.out_hw
-    span = plan.span
-    phases, total, product = buffers
-    images = phases.reshape(plan.phases, hq, wq, plan.block)[..., :m]
-    phases = phases.reshape(plan.phases, hq * wq, plan.block)[:, :, :m]
-    for phase, rows, cols, src_rows, src_cols in plan.writes:
-        images[phase, rows, cols] = x_rows[r0:r1, src_rows,
-                                           src_cols].transpose(1, 2, 0)
-    total = total[:m * ho * wq].reshape(ho * wq, m)
-    acc = total[:span]
-    product = product[:m * span].reshape(span, m)
-    for t, (phase, offset) in enumerate(zip(plan.tap_phase,
-                                            plan.tap_offset)):
-        window = phases[phase, offset:offset + span]
-        weight = weights[t, r0:r1]
-        if t == 0:
-            xp.multiply(window, weight, out=acc)
-        else:
-            xp.multiply(window, weight, out=product)
-            xp.add(acc, product, out=acc)
-    result = total.reshape(ho, wq, m)[:, :wo].transpose(2, 0, 1)
+    kh, kw = plan.kernel
+    padded, total, _ = buffers
+    image = padded.reshape(hp, wp, plan.block)[:, :, :m]
+    image[plan.interior] = x_rows[r0:r1].transpose(1, 2, 0)
+    row, col, item = image.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        image, shape=(ho, wo, kh, kw, m),
+        strides=(plan.stride[0] * row, plan.stride[1] * col,
+                 plan.dilation[0] * row, plan.dilation[1] * col, item))
+    acc = total[:ho * wo * m].reshape(ho, wo, m)
+    xp.einsum("yxijc,ijc->yxc", windows,
+              weights.reshape(kh, kw, -1)[:, :, r0:r1], out=acc)
+    result = acc.transpose(2, 0, 1)
     if bias is None:
         out_rows[r0:r1] = result
     else:
