@@ -474,7 +474,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         if save is not None:
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
-                                parallel=parallel_for)
+                                parallel=parallel_for, blas=blas_for)
     if plan.depthwise and x.dtype == w.dtype == plan.dtype:
         if save is not None:
             save.clear()
@@ -616,7 +616,8 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
         return
     if dx is not None and plan.winograd(True):
         winograd_backward_data(dy, w, dx.shape, plan.pad, out=dx,
-                               filters=winograd, parallel=parallel_for)
+                               filters=winograd, parallel=parallel_for,
+                               blas=blas_for)
         dx = None
         if dw is None:
             return
