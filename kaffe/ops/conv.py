@@ -70,12 +70,12 @@ _ROWS_MIN_POSITIONS_PER_FILTER = 8
 _DW_BATCHED_MAX_ELEMENTS = 1 << 18
 # Depthwise convolutions (one channel per group) take kaffe.ops.depthwise's
 # blocked forward always (MobileNet's 3×3 layers, one thread, CPU time:
-# 1.1-2.6× faster than the batched GEMM below at batch 1 and 8, 1.9× over
-# all of them; docs/performance.md), and its per-tap loops for backward
-# when dy has at most this many elements; else the batched GEMM is faster
-# (CPU ms, backward depthwise / generic: MobileNet's 32-channel 112×112
-# layer 7.0 / 9.2, 384 channels on 14×14 at batch 8 10.9 / 17.6, but 192
-# channels on 28×28 at batch 8 22 / 13).
+# 1.8-9× faster than the batched GEMM below per layer, 2.1-2.6× over all
+# of them at batch 8 and 1; docs/performance.md), and its per-tap loops
+# for backward when dy has at most this many elements; else the batched
+# GEMM is faster (CPU ms, backward depthwise / generic: MobileNet's
+# 32-channel 112×112 layer 7.0 / 9.2, 384 channels on 14×14 at batch 8
+# 10.9 / 17.6, but 192 channels on 28×28 at batch 8 22 / 13).
 _DEPTHWISE_BACKWARD_MAX_ELEMENTS = 1 << 19
 # Plans (geometry, layout, chunking) are cached per thread for this many
 # distinct calls, with their scratch buffers up to _KEEP_BUFFER_BYTES each:
