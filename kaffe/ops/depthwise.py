@@ -48,6 +48,7 @@ import threading
 import numpy as np
 
 from ..backend import array_module
+from ..memory import check_bytes
 from .ufunc_buffer import SMALL_BUFSIZE
 
 # A block keeps its padded input, sum and product within about this many
@@ -91,13 +92,17 @@ def _ceil_div(a, b):
 
 
 class _ForwardPlan:
-    """The geometry of one depthwise forward: phases, tap offsets, blocks.
+    """The geometry of one depthwise forward: layout, phases, tap offsets,
+    blocks of ``block`` rows (channel images) each.
 
-    Each phase image is hq × wq (rows-major: one row of hq·wq per channel
-    image; positions-major: hq·wq rows of the block's channels). Output
-    position (y, x) of the flat sum is y·wq + x; tap t adds phase
-    ``tap_phase[t]`` shifted by ``tap_offset[t]``; the sum covers the
-    first ``span`` flat positions ((ho − 1)·wq + wo).
+    Rows-major, each phase image is hq × wq, one row of hq·wq per channel
+    image. Output position (y, x) of the flat sum is y·wq + x; tap t adds
+    phase ``tap_phase[t]`` shifted by ``tap_offset[t]``; the sum covers
+    the first ``span`` flat positions ((ho − 1)·wq + wo).
+    Positions-major, the block is the padded image, hp × wp rows of the
+    block's channels (``padded_hw``, the input at ``interior``).
+    ``sizes``: the scratch elements of (phases or padded image, sum,
+    product).
     """
 
     def __init__(self, x_shape, kernel, stride, pad, dilation, min_blocks,
@@ -160,7 +165,8 @@ class _ForwardPlan:
         if self.positions_major:
             self.sizes = (self.block * hp * wp, self.block * ho * wo, 0)
         else:
-            self.sizes = (self.phases * self.block * hq * wq,
+            self.sizes = (0 if self.direct
+                          else self.phases * self.block * hq * wq,
                           self.block * ho * wq, self.block * self.span)
 
 
@@ -194,13 +200,15 @@ def _buffers(xp, dtype, plan, call):
     total = sum(plan.sizes)
     if (arena is None or arena.dtype != dtype or arena.size < total
             or array_module(arena) is not xp):
+        _scratch.arena = None
+        check_bytes(total * np.dtype(dtype).itemsize,
+                    "the depthwise convolution's scratch buffer")
         arena = _scratch.arena = xp.empty(total, dtype=dtype)
         _scratch.call = None
     phases_size, sum_size, _ = plan.sizes
     phases = arena[:phases_size]
     if _scratch.call is not call:
-        if not plan.direct:
-            phases[...] = 0
+        phases[...] = 0
         _scratch.call = call
     total_sum = arena[phases_size:phases_size + sum_size]
     product = arena[phases_size + sum_size:total]
