@@ -66,6 +66,11 @@ class Layer:
     # only backward reads (argmax masks, saved inputs). A layer on its own
     # keeps everything.
     needs_backward = True
+    # How many elements one scratch array of the layer's ops may take (None:
+    # as fast as possible): the net sets LEAN_WORKSPACE_ELEMENTS while it
+    # releases intermediates (lean inference), and Convolution then
+    # unfolds an image by bands of output rows.
+    workspace_limit = None
     # The array module the layer's blobs are made with (the net sets its own).
     xp = np
     # The sliding-window geometry a layer publishes for the net's readers

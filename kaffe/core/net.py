@@ -43,6 +43,9 @@ __all__ = ["Net", "TRAIN", "TEST", "filter_net", "insert_splits",
 
 TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
+# Elements of one scratch array of a layer in lean inference (1 MiB of
+# float32; see release_intermediates).
+LEAN_WORKSPACE_ELEMENTS = 1 << 18
 
 
 class Net(NetWeights, PycaffeBatches):
@@ -642,7 +645,8 @@ class Net(NetWeights, PycaffeBatches):
         return OrderedDict(zip(self._blob_names, self._blob_loss_weights))
 
     # Opt-in inference memory: the blobs each layer's forward is the last
-    # to read, or None (see release_intermediates).
+    # to read, or None (see release_intermediates); each layer's scratch
+    # arrays are then held to LEAN_WORKSPACE_ELEMENTS.
     _release_plan = None
 
     @property
@@ -650,7 +654,9 @@ class Net(NetWeights, PycaffeBatches):
         """Opt-in lean inference (default False): when True, forward frees
         each intermediate blob's data as soon as no later layer reads it,
         so that only the weights and the activations still to be read take
-        memory (a chain net peaks near its two largest activations). The
+        memory (a chain net peaks near its two largest activations), and
+        a convolution's im2col columns are made band by band, about 1 MiB
+        at a time (``Layer.workspace_limit``). The
         net's inputs and outputs are kept; every other blob reads as zeros
         after a forward (pycaffe scripts that read features from inner
         blobs must leave it off), forward(start=...) must start at the
@@ -659,6 +665,8 @@ class Net(NetWeights, PycaffeBatches):
 
     @release_intermediates.setter
     def release_intermediates(self, value):
+        for layer in self.layers:
+            layer.workspace_limit = LEAN_WORKSPACE_ELEMENTS if value else None
         if not value:
             self._release_plan = None
             return

@@ -40,8 +40,8 @@ import numpy as np
 from ..backend import array_module
 from ..memory import check_bytes
 from kaffe.ops.depthwise import depthwise_backward, depthwise_forward
-from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
-                              per_axis, unfold_into, window_geometry)
+from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
+                              unfold_into, window_geometry)
 from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
                                 winograd_backward_data, winograd_forward)
 from kaffe.threads import blas_for, parallel_for, usable_threads
@@ -84,6 +84,9 @@ _DEPTHWISE_BACKWARD_MAX_ELEMENTS = 1 << 19
 # net's 8 MiB column buffers are freed after each call as before.
 _PLAN_CACHE_SIZE = 64
 _KEEP_BUFFER_BYTES = 1 << 20
+# Bands of a workspace-bound forward span at least this many output
+# positions (narrower GEMMs cost more than the memory saved).
+_BAND_MIN_POSITIONS = 256
 # SavedColumns keeps a forward's columns (and its input) only up to this
 # many bytes.
 KEEP_COLUMNS_MAX_BYTES = 16 << 20
@@ -189,7 +192,6 @@ class _Plan:
         self.depthwise = depthwise_applies(x_shape, w_shape, group)
         self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
         self._winograd = {}
-        self._windows = None
         self._buffers = {}
 
     def winograd(self, backward):
@@ -312,6 +314,24 @@ class _Plan:
         image[self.at(slice(None), *self.interior)] = self.view(x_chunk)
         return image
 
+    def bands(self, limit):
+        """(r0, r1) bands of output rows (first spatial axis) whose columns
+        take about ``limit`` elements (at least ``_BAND_MIN_POSITIONS``
+        output positions) for a forward whose one-image chunks have more
+        columns than that; None when not banded."""
+        if (self.chunk != 1 or not self.batch_first or self.pointwise
+                or len(self.out_shape) < 1):
+            return None
+        rest = math.prod(self.out_shape[1:])
+        per_row = self.col_rows * self.group * rest
+        if per_row * self.out_shape[0] <= limit:
+            return None
+        rows = max(limit // per_row, -(-_BAND_MIN_POSITIONS // rest), 1)
+        if rows >= self.out_shape[0]:
+            return None
+        return [(r0, min(r0 + rows, self.out_shape[0]))
+                for r0 in range(0, self.out_shape[0], rows)]
+
     def columns_shape(self, b):
         """Shape of the columns of ``b`` images (a layout array)."""
         return self.shape(b, self.channels, self.kernel + self.out_shape)
@@ -325,11 +345,8 @@ class _Plan:
             return image
         cols = dest if dest is not None else self.buffer(
             "columns", self.columns_shape(x_chunk.shape[0]))
-        if self._windows is None:
-            self._windows = offset_windows(self.kernel, self.out_shape,
-                                           self.stride, self.dilation)
         unfold_into(cols, image, self.lead, self.kernel, self.stride,
-                    self.dilation, windows=self._windows)
+                    self.dilation)
         return cols
 
     def key(self):
@@ -430,7 +447,7 @@ def _same_bits(xp, a, b):
 
 
 def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
-                 out=None, save=None, winograd=None):
+                 out=None, save=None, winograd=None, workspace=None):
     """Convolution forward.
 
     Args:
@@ -448,6 +465,10 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         winograd: optional :class:`WinogradFilters` keeping the filters'
             Winograd transform between calls (used when the layer takes
             that path).
+        workspace: optional bound, in elements, on the im2col columns of
+            one image: beyond it the image is computed by bands of output
+            rows whose columns take about that much (lean inference; the
+            same products, a little slower with narrower GEMMs).
 
     Float32 3×3 stride-1 convolutions with enough channels take Winograd
     F(4,3) (:mod:`kaffe.ops.winograd`, no columns kept), 2-D depthwise ones
@@ -483,7 +504,12 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
                                  min_blocks=usable_threads())
     plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
+    bands = (plan.bands(workspace) if kept is None and workspace is not None
+             else None)
     for index, (n0, n1) in enumerate(plan.chunks()):
+        if bands:
+            _forward_bands(plan, x[n0:n1], w_mat, y[n0:n1], b, bands)
+            continue
         cols = plan.columns(x[n0:n1],
                             None if kept is None else kept[index])
         result = plan.target(y[n0:n1], "outputs")
@@ -492,6 +518,28 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         plan.copy_out(result, y[n0:n1], bias=b)
     plan.release()
     return y
+
+
+def _forward_bands(plan, x_chunk, w_mat, y_chunk, bias, bands):
+    """One image's forward by bands of output rows (first spatial axis):
+    each band unfolded, then multiplied straight into its columns of the
+    output; the same products as one GEMM."""
+    xp = plan.xp
+    image = plan.padded_image(x_chunk)
+    m_g = plan.num_output // plan.group
+    rest = math.prod(plan.out_shape[1:])
+    y_mat = y_chunk.reshape(plan.group, m_g, -1)
+    k0, s0, d0 = plan.kernel[0], plan.stride[0], plan.dilation[0]
+    for r0, r1 in bands:
+        cols = plan.buffer("band columns", (1, plan.channels) + plan.kernel
+                           + (r1 - r0,) + plan.out_shape[1:])
+        rows = image[:, :, r0 * s0:(r1 - 1) * s0 + (k0 - 1) * d0 + 1]
+        unfold_into(cols, rows, 2, plan.kernel, plan.stride, plan.dilation)
+        dest = y_mat[:, :, r0 * rest:r1 * rest]
+        xp.matmul(w_mat, cols.reshape(plan.group, plan.col_rows, -1),
+                  out=dest)
+        if bias is not None:
+            dest += bias.reshape(plan.group, m_g, 1)
 
 
 def _check_out(out, shape, dtype, caller="conv_forward"):

@@ -71,7 +71,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 conv_forward(x, w, b, **self._geometry(),
                              out=self._as_nc(y_blob.data),
                              save=None if saved is None else saved[i],
-                             winograd=self._transforms()[0])
+                             winograd=self._transforms()[0],
+                             workspace=self.workspace_limit)
 
     def backward(self, top, propagate_down, bottom):
         w = self._filters(self.blobs[0].data)
