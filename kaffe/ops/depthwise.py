@@ -56,6 +56,9 @@ from .ufunc_buffer import SMALL_BUFSIZE
 BLOCK_ELEMENTS = 1 << 18
 # Output maps with fewer positions than this are computed positions-major.
 POSITIONS_MAJOR_MAX_POSITIONS = 256
+# A forward with fewer outputs than this is not split further for threads
+# (``min_blocks``): handing blocks to other threads costs more.
+PARALLEL_MIN_OUTPUTS = 1 << 16
 # Plans are cached per distinct call geometry, this many.
 _PLAN_CACHE_SIZE = 64
 
@@ -158,6 +161,8 @@ class _ForwardPlan:
         else:
             per_row = self.phases * hq * wq + ho * wq + self.span
         block = max(1, min(self.rows, BLOCK_ELEMENTS // per_row))
+        if self.rows * ho * wo < PARALLEL_MIN_OUTPUTS:
+            min_blocks = 1
         blocks = max(_ceil_div(self.rows, block),
                      min(min_blocks, self.rows))
         self.block = _ceil_div(self.rows, blocks)
@@ -179,7 +184,7 @@ def _forward_plan(x_shape, kernel, stride, pad, dilation, min_blocks,
                   fork_order):
     key = (tuple(x_shape), tuple(kernel), tuple(stride), tuple(pad),
            tuple(dilation), min_blocks, fork_order, BLOCK_ELEMENTS,
-           POSITIONS_MAJOR_MAX_POSITIONS)
+           POSITIONS_MAJOR_MAX_POSITIONS, PARALLEL_MIN_OUTPUTS)
     with _plans_lock:
         plan = _plans.get(key)
         if plan is None:

@@ -58,7 +58,7 @@ def test_which_convolutions_are_depthwise():
 def test_forward_on_several_threads_matches_one(dtype):
     from kaffe import threads
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((3, 40, 30, 30)).astype(dtype)
+    x = rng.standard_normal((3, 40, 60, 60)).astype(dtype)
     w = rng.standard_normal((40, 1, 3, 3)).astype(dtype)
     b = rng.standard_normal(40).astype(dtype)
     try:

@@ -113,6 +113,7 @@ def test_blocked_forward_float32(layout, geometry, monkeypatch):
 
 def test_blocks_run_through_parallel_in_any_order(monkeypatch):
     monkeypatch.setattr(depthwise, "BLOCK_ELEMENTS", 400)
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_OUTPUTS", 0)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 7, 9, 10))
     w = rng.standard_normal((7, 1, 3, 3))
@@ -131,7 +132,8 @@ def test_blocks_run_through_parallel_in_any_order(monkeypatch):
         atol=1e-13)
 
 
-def test_min_blocks_splits_a_small_input():
+def test_min_blocks_splits_a_small_input(monkeypatch):
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_OUTPUTS", 0)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((1, 5, 8, 8))
     w = rng.standard_normal((5, 1, 3, 3))
@@ -148,3 +150,18 @@ def test_min_blocks_splits_a_small_input():
     np.testing.assert_allclose(
         y, _reference(x, w, None, (2, 2), (1, 1), (1, 1)), rtol=1e-13,
         atol=1e-13)
+
+
+def test_a_small_forward_stays_one_block(monkeypatch):
+    monkeypatch.setattr(depthwise, "PARALLEL_MIN_OUTPUTS", 1 << 16)
+    counts = []
+
+    def record(fn, count):
+        counts.append(count)
+        for i in range(count):
+            fn(i)
+
+    x = np.ones((1, 8, 7, 7))
+    depthwise_forward(x, np.ones((8, 1, 3, 3)), None, (1, 1), (1, 1),
+                      (1, 1), parallel=record, min_blocks=4)
+    assert counts == []     # one block: run here, not handed out
