@@ -86,7 +86,7 @@ _PLAN_CACHE_SIZE = 64
 _KEEP_BUFFER_BYTES = 1 << 20
 # Bands of a workspace-bound forward span at least this many output
 # positions (narrower GEMMs cost more than the memory saved).
-_BAND_MIN_POSITIONS = 256
+_BAND_MIN_POSITIONS = 64
 # SavedColumns keeps a forward's columns (and its input) only up to this
 # many bytes.
 KEEP_COLUMNS_MAX_BYTES = 16 << 20
