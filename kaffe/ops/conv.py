@@ -44,7 +44,7 @@ from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
 from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
                                 winograd_backward_data, winograd_forward)
-from kaffe.threads import blas_for, parallel_for, usable_threads
+from kaffe.threads import blas_for, parallel_for
 
 __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
            "conv_backward_weights", "conv_backward", "conv_bias_backward",
@@ -499,9 +499,10 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
     if plan.depthwise and x.dtype == w.dtype == plan.dtype:
         if save is not None:
             save.clear()
+        # (One thread: its blocks handed to kaffe's tasks measured slower,
+        # as for the elementwise layers; docs/performance.md.)
         return depthwise_forward(x, w, b, plan.stride, plan.pad,
-                                 plan.dilation, out=y, parallel=parallel_for,
-                                 min_blocks=usable_threads())
+                                 plan.dilation, out=y)
     plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
     bands = (plan.bands(workspace) if kept is None and workspace is not None

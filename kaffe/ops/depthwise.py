@@ -17,7 +17,9 @@ docs/performance.md):
 * Blocks. The (N·C) channel images are taken a block at a time, as many as
   keep the block's padded input, sum and product within about a megabyte,
   so that the k·k passes over them run in the core's L2 cache instead of
-  main memory. Blocks are independent: ``parallel`` runs them on threads.
+  main memory. Blocks are independent: ``parallel`` can run them on
+  threads (Convolution does not ask it to: handed to kaffe's tasks they
+  measured slower, as the elementwise layers did; docs/performance.md).
 * Flat rows. A block's padded images are laid out one per row, and each
   output row keeps the padded width: output (y, x) sits at y·W_p + x, so
   the input tap (i, j) reads is at the same place shifted by i·W_p + j, and

@@ -19,7 +19,6 @@ from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...ops.depthwise import (depthwise_backward, depthwise_bias_backward,
                               depthwise_forward)
-from ...threads import parallel_for, usable_threads
 from .base_conv import conv_params
 from .conv_geometry import FIELD, conv_output_shape, read_conv_geometry
 from .convolution import ConvolutionLayer
@@ -46,9 +45,7 @@ class DepthwiseConvolutionLayer(ConvolutionLayer):
         b = self.blobs[1].data if self.bias_term else None
         for x, y in zip(bottom, top):
             depthwise_forward(x.data, self.blobs[0].data, b, self.stride,
-                              self.pad, self.dilation, out=y.data,
-                              parallel=parallel_for,
-                              min_blocks=usable_threads())
+                              self.pad, self.dilation, out=y.data)
 
     def backward(self, top, propagate_down, bottom):
         if not self._depthwise(bottom, top):
@@ -144,7 +141,6 @@ class ConvolutionDepthwiseLayer(Layer):
         b = self.blobs[1].data if self.bias_term else None
         depthwise_forward(bottom[0].data, self.blobs[0].data, b, self.stride,
                           self.pad, self.dilation, out=top[0].data,
-                          parallel=parallel_for, min_blocks=usable_threads(),
                           fork_order=True)
 
     def backward(self, top, propagate_down, bottom):
