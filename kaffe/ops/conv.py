@@ -42,6 +42,9 @@ from ..memory import check_bytes
 from kaffe.ops.depthwise import depthwise_backward
 from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
                               per_axis, unfold_into, window_geometry)
+from kaffe.ops.rowconv import (add_weight_rows, rowconv_applies,
+                               rowconv_backward_data,
+                               rowconv_backward_weights, rowconv_forward)
 from kaffe.ops.winograd import (WinogradFilters, winograd_applies,
                                 winograd_backward_data, winograd_forward)
 from kaffe.threads import blas_for, parallel_for
@@ -104,6 +107,7 @@ def _plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group):
            pad, dilation, group, _CHUNK_COLUMN_ELEMENTS,
            _BATCH_FIRST_MIN_POSITIONS, _BATCH_FIRST_MIN_POSITIONS_1X1,
            _DW_TRANSPOSED_MAX_OUTPUTS, depthwise_applies, winograd_applies,
+           rowconv_applies,
            _Plan.__init__)
     cache = getattr(_plans, "cache", None)
     if cache is None:
@@ -197,6 +201,27 @@ class _Plan:
                 self._x_shape, self._w_shape, self.stride, self.pad,
                 self.dilation, self.group, self.dtype, backward=backward)
         return self._winograd[backward]
+
+    def saved_bytes(self):
+        """Bytes of the batch's columns and input, as SavedColumns keeps."""
+        return (self.batch * self.channels * math.prod(self.kernel)
+                * math.prod(self.out_shape) + self.batch * self.channels
+                * math.prod(self.spatial)) * np.dtype(self.dtype).itemsize
+
+    def rowconv(self, kind):
+        """Whether ``kind`` ("forward", "backward_data",
+        "backward_weights") takes :mod:`kaffe.ops.rowconv`: where its rule
+        says so and, but for backward-data, the columns are too large to be
+        kept by default (smaller ones, kept, make backward-weights cheaper;
+        the choice never depends on whether they were)."""
+        key = ("rowconv", kind, KEEP_COLUMNS_MAX_BYTES)
+        if key not in self._winograd:
+            self._winograd[key] = rowconv_applies(
+                self._x_shape, self._w_shape, self.stride, self.pad,
+                self.dilation, self.group, kind) and (
+                kind == "backward_data"
+                or self.saved_bytes() > KEEP_COLUMNS_MAX_BYTES)
+        return self._winograd[key]
 
     def set_blas_threads(self):
         """Let kaffe.threads set BLAS's thread count for one chunk's GEMM
@@ -392,10 +417,7 @@ class SavedColumns:
     def keep(self, plan, x):
         """The arrays for the forward's columns, one per chunk, or None
         (and empty) when they do not fit the budget."""
-        itemsize = plan.xp.dtype(plan.dtype).itemsize
-        size = (plan.batch * plan.channels * math.prod(plan.kernel)
-                * math.prod(plan.out_shape) + math.prod(x.shape)) * itemsize
-        if plan.pointwise or size > self.max_bytes:
+        if plan.pointwise or plan.saved_bytes() > self.max_bytes:
             self.clear()
             return None
         key = plan.key()
@@ -473,6 +495,11 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
                                 parallel=parallel_for)
+    if plan.rowconv("forward"):
+        if save is not None:
+            save.clear()
+        return rowconv_forward(x, w, b, plan.stride, plan.pad, plan.dilation,
+                               group, out=y)
     plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
     for index, (n0, n1) in enumerate(plan.chunks()):
@@ -613,6 +640,17 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
         if dw is None:
             return
     plan.set_blas_threads()
+    if dx is not None and plan.rowconv("backward_data"):
+        rowconv_backward_data(dy, w, dx.shape, plan.pad, plan.dilation,
+                              plan.group, out=dx)
+        dx = None
+    if dw is not None and plan.rowconv("backward_weights"):
+        add_weight_rows(dw, rowconv_backward_weights(
+            dy, x, dw.shape, plan.stride, plan.pad, plan.dilation,
+            plan.group))
+        dw = None
+    if dx is None and dw is None:
+        return
     if dx is not None:
         if plan.rows_plan_fits():
             data_chunk, filters = _data_rows_chunk, _rows_filters(plan, w)
