@@ -360,6 +360,9 @@ def rowconv_backward_weights(dy, x, w_shape, stride=(1, 1), pad=(0, 0),
             total = products
         else:
             total += products
+    if total is None:   # an empty range
+        total = xp.zeros((geo.kh, group, geo.channels_g * geo.kw, m_g),
+                         dtype=xp.result_type(dy, x))
     return total
 
 
