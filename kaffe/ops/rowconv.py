@@ -141,25 +141,31 @@ class RowGeometry:
 
 
 class RowConvWorkspace:
-    """Scratch arrays for one thread's calls, kept between calls while
-    they are small (a net's layers then allocate nothing per step); the
-    unfold buffers keep their zero borders, written once."""
+    """Scratch arrays for one thread's calls, kept between calls up to
+    ``_KEEP_BYTES`` in all (a net's layers then allocate nothing per step);
+    the unfold buffers keep their zero borders, written once."""
 
-    _KEEP_BYTES = 4 << 20
+    _KEEP_BYTES = 32 << 20
 
     def __init__(self):
         self._arrays = {}
+        self._bytes = 0
 
     def get(self, xp, name, shape, dtype, zeros=False):
+        """The array kept under (name, shape, dtype), made (zeroed if
+        ``zeros``) on first use. Arrays made with ``zeros`` must be keyed by
+        everything that decides which of their cells stay zero."""
         key = (xp.__name__, name, tuple(shape), np.dtype(dtype).str)
         array = self._arrays.get(key)
         if array is None:
             make = xp.zeros if zeros else xp.empty
             array = make(shape, dtype=dtype)
+            if self._bytes + array.nbytes > self._KEEP_BYTES:
+                self._arrays.clear()
+                self._bytes = 0
             if array.nbytes <= self._KEEP_BYTES:
-                if len(self._arrays) > 64:
-                    self._arrays.clear()
                 self._arrays[key] = array
+                self._bytes += array.nbytes
         return array
 
 
@@ -177,8 +183,12 @@ def _workspace(workspace):
 def _unfold(xp, geo, x, n0, n1, workspace):
     """U of images n0 … n1 − 1 as a (C·kw, padded_h·nb·Wo) matrix."""
     nb = n1 - n0
-    u = workspace.get(xp, "unfolded", (geo.channels, geo.kw, geo.padded_h,
-                                       nb, geo.out_w), x.dtype, zeros=True)
+    # Keyed by what decides its zero cells (the padding rows and the
+    # columns outside each span), which no call ever writes.
+    u = workspace.get(xp, ("unfolded", geo.height, geo.width, geo.pad,
+                           geo.stride_w, geo.dilation[1]),
+                      (geo.channels, geo.kw, geo.padded_h, nb, geo.out_w),
+                      x.dtype, zeros=True)
     rows = slice(geo.pad[0], geo.pad[0] + geo.height)
     source = x[n0:n1].transpose(1, 2, 0, 3)      # (C, H, nb, W)
     for j, out_cols, in_cols in geo.spans:

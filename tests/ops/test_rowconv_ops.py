@@ -248,3 +248,18 @@ def test_convolution_layer_gradients_through_it(rowconv_everywhere,
         [rng.standard_normal((2, 4, 6, 5))])
     check_gradients(layer, bottom, top)
     assert calls
+
+
+def test_workspace_keeps_zero_borders_apart_between_geometries():
+    """Two geometries whose unfolded inputs have one shape but different
+    zero cells (pad 2 on 6 rows, pad 1 on 8) share a workspace."""
+    workspace = rowconv.RowConvWorkspace()
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((2, 3, 3, 3))
+    for height, pad in ((6, 2), (8, 1), (6, 2)):
+        x = rng.standard_normal((2, 3, height, 5))
+        np.testing.assert_allclose(
+            rowconv_forward(x, w, None, (1, 1), (pad, 1), (1, 1), 1,
+                            workspace=workspace),
+            naive_conv(x, w, None, (1, 1), (pad, 1), (1, 1), 1),
+            rtol=1e-12, atol=1e-12)
