@@ -40,8 +40,8 @@ import numpy as np
 from ..backend import array_module
 from ..memory import check_bytes
 from kaffe.ops.depthwise import depthwise_backward
-from kaffe.ops.im2col import (conv_output_size, fold_into, offset_windows,
-                              per_axis, unfold_into, window_geometry)
+from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
+                              unfold_into, window_geometry)
 from kaffe.ops.rowconv import (add_weight_rows, rowconv_applies,
                                rowconv_backward_data,
                                rowconv_backward_weights, rowconv_forward)
@@ -191,7 +191,6 @@ class _Plan:
         self.depthwise = depthwise_applies(x_shape, w_shape, group)
         self._x_shape, self._w_shape = tuple(x_shape), tuple(w_shape)
         self._winograd = {}
-        self._windows = None
         self._buffers = {}
 
     def winograd(self, backward):
@@ -348,11 +347,8 @@ class _Plan:
             return image
         cols = dest if dest is not None else self.buffer(
             "columns", self.columns_shape(x_chunk.shape[0]))
-        if self._windows is None:
-            self._windows = offset_windows(self.kernel, self.out_shape,
-                                           self.stride, self.dilation)
         unfold_into(cols, image, self.lead, self.kernel, self.stride,
-                    self.dilation, windows=self._windows)
+                    self.dilation)
         return cols
 
     def key(self):
@@ -494,7 +490,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         if save is not None:
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
-                                parallel=parallel_for)
+                                parallel=parallel_for, blas=blas_for)
     if plan.rowconv("forward"):
         if save is not None:
             save.clear()
@@ -635,7 +631,8 @@ def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,
         return
     if dx is not None and plan.winograd(True):
         winograd_backward_data(dy, w, dx.shape, plan.pad, out=dx,
-                               filters=winograd, parallel=parallel_for)
+                               filters=winograd, parallel=parallel_for,
+                               blas=blas_for)
         dx = None
         if dw is None:
             return

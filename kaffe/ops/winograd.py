@@ -26,12 +26,13 @@ direct path. :func:`winograd_applies` is the shape rule, measured with
 benchmarks/zoo.py and benchmarks/conv.py (see docs/performance.md).
 
 Workspace: the batch is processed in chunks of images (or, for one large
-image, of tile rows) so that the transformed input of a chunk, 36 × C ×
-tiles, stays near ``_CHUNK_ELEMENTS``; the transformed filters (36 × M × C)
+image, of tile rows) so that the transformed input or output of a chunk,
+36 × max(C, M) × tiles, stays near ``_CHUNK_ELEMENTS``; the transformed filters (36 × M × C)
 are kept by a :class:`WinogradFilters` the layer owns, recomputed only when
 the weights' bits change.
 """
 import math
+import threading
 
 import numpy as np
 
@@ -61,10 +62,19 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, 1, 4, 4, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
-# A chunk's transformed input takes about this many elements (4 MiB of
-# float32), but holds at least _CHUNK_MIN_TILES tiles.
-_CHUNK_ELEMENTS = 1 << 20
-_CHUNK_MIN_TILES = 128
+# A chunk's transformed input or output (36 × channels × tiles, the larger
+# of the two) takes about this many elements (1 MiB of float32: the chunk's
+# working set stays in a core's L2 cache), but holds at least
+# _CHUNK_MIN_TILES tiles (narrower GEMMs lose more than the cache gains).
+# CPU ms, batch 1, one thread, before (4 MiB of input only, ≥ 128 tiles) →
+# after: 64→192 on 56² 7.3 → 4.3, 64→64 on 224² 35 → 29, 128→128 on 28²
+# and 512→512 on 28² unchanged (1.2, 17.7); batch 8 128→128 on 28² 10.0 →
+# 9.1.
+_CHUNK_ELEMENTS = 1 << 18
+_CHUNK_MIN_TILES = 64
+# Chunks whose output block has at least this many elements are stored by
+# 16 strided copies, smaller ones by one transposed copy (fewer calls).
+_STRIDED_STORE_MIN = 1 << 17
 # The shape rule: both channel counts at least this, and at most this
 # fraction of the tiles' outputs wasted past the output's edges.
 _MIN_CHANNELS = 32
@@ -167,9 +177,9 @@ class WinogradFilters:
 
 def _chunks(batch, tiles_h, tiles_w, channels):
     """(n0, n1, r0, r1): images n0:n1, tile rows r0:r1, each chunk about
-    ``_CHUNK_ELEMENTS`` of transformed input but at least
-    ``_CHUNK_MIN_TILES`` tiles (narrower GEMMs lose more than the cache
-    gains)."""
+    ``_CHUNK_ELEMENTS`` of 36 × ``channels`` × tiles (channels: the larger
+    of the input's and the output's) but at least ``_CHUNK_MIN_TILES``
+    tiles."""
     tiles = max(_CHUNK_MIN_TILES, _CHUNK_ELEMENTS // (_ALPHA * _ALPHA
                                                      * channels))
     rows = max(1, tiles // tiles_w)
@@ -187,9 +197,15 @@ def _scratch(xp, dtype, sizes):
     return {name: xp.empty(size, dtype=dtype) for name, size in sizes.items()}
 
 
-def _run(x, u, bias, pad, out, parallel):
+def _run(x, u, bias, pad, out, parallel, blas=None):
     """y = the F(4,3) convolution of x (N, C, H, W) with transformed
-    filters u (36, M, C), zero padding ``pad``, written into ``out``."""
+    filters u (36, M, C), zero padding ``pad``, written into ``out``.
+
+    ``blas(flops)``, if given, sets BLAS's threads for GEMMs of that size
+    and returns their count: above one, BLAS does the threading. Else, with
+    several chunks and a ``parallel`` runner, the chunks are its tasks (each
+    thread with its own scratch buffers, one hand-out for the whole layer);
+    with one chunk, its 36 GEMMs are."""
     xp = array_module(x)
     dtype = x.dtype
     batch, channels, height, width = x.shape
@@ -205,60 +221,114 @@ def _run(x, u, bias, pad, out, parallel):
     cols_in = min(width, padded.shape[3] - pw)
     padded[:, :, ph:ph + rows_in, pw:pw + cols_in] = \
         x[:, :, :rows_in, :cols_in]
-    bt = xp.asarray(_BT, dtype=dtype)
-    at = xp.asarray(_AT, dtype=dtype)
     if bias is not None:
         bias = bias.reshape(1, -1, 1, 1)
-    chunks = _chunks(batch, tiles_h, tiles_w, channels)
+    chunks = _chunks(batch, tiles_h, tiles_w, max(channels, outputs))
     most = max((n1 - n0) * (r1 - r0) * tiles_w for n0, n1, r0, r1 in chunks)
     alpha2 = _ALPHA * _ALPHA
     # Buffers reused by every chunk: fresh large arrays would be zeroed
     # by the kernel page by page on each chunk.
-    buffers = _scratch(xp, dtype, {
-        "d": alpha2 * channels * most, "e": alpha2 * channels * most,
-        "v": alpha2 * channels * most, "m": alpha2 * outputs * most,
-        "z": TILE * _ALPHA * outputs * most,
-        "y": TILE * TILE * outputs * most})
+    sizes = {"d": alpha2 * channels * most, "e": alpha2 * channels * most,
+             "v": alpha2 * channels * most, "m": alpha2 * outputs * most,
+             "z": TILE * _ALPHA * outputs * most,
+             "y": TILE * TILE * outputs * most}
+    step = _Chunk(xp, padded, u, bias, out, tiles_w)
+    if blas is not None and blas(2 * outputs * channels * most) > 1:
+        # GEMMs large enough for BLAS's own threads: they split each one
+        # (and the transforms); a second layer of threads would only
+        # compete with them (512→512 on 28², batch 1, 2 threads: 1.5× one
+        # thread this way, 1.0× with chunks or GEMMs as tasks).
+        parallel = _serial
+    if len(chunks) > 1 and parallel is not _serial:
+        local = threading.local()
 
-    def take(name, shape):
-        return buffers[name][:math.prod(shape)].reshape(shape)
+        def task(i):
+            buffers = getattr(local, "buffers", None)
+            if buffers is None:
+                buffers = local.buffers = _scratch(xp, dtype, sizes)
+            step(chunks[i], buffers, _serial)
 
-    for n0, n1, r0, r1 in chunks:
+        parallel(task, len(chunks))
+    else:
+        buffers = _scratch(xp, dtype, sizes)
+        for chunk in chunks:
+            step(chunk, buffers, parallel)
+    return out
+
+
+class _Chunk:
+    """One chunk of tiles (images n0:n1, tile rows r0:r1) through the
+    input transform, the 36 GEMMs (run by ``parallel``), the output
+    transform and the store into ``out``."""
+
+    def __init__(self, xp, padded, u, bias, out, tiles_w):
+        self.xp, self.padded, self.u, self.bias = xp, padded, u, bias
+        self.out, self.tiles_w = out, tiles_w
+        self.bt = xp.asarray(_BT, dtype=padded.dtype)
+        self.at = xp.asarray(_AT, dtype=padded.dtype)
+
+    def __call__(self, chunk, buffers, parallel):
+        xp, u, tiles_w = self.xp, self.u, self.tiles_w
+        n0, n1, r0, r1 = chunk
+        channels, outputs = u.shape[2], u.shape[1]
         b, rows = n1 - n0, r1 - r0
         tiles = b * rows * tiles_w
-        # d[k, l, c, n, r, t] = padded[n, c, 4r + k, 4t + l]
+
+        def take(name, shape):
+            return buffers[name][:math.prod(shape)].reshape(shape)
+
+        # d[k, l, c, n, r, t] = padded[n, c, 4r + k, 4t + l]: one copy from
+        # a strided view of the padded input (64→192 on 56²: 0.30 → 0.2 ms).
         d = take("d", (_ALPHA, _ALPHA, channels, b, rows, tiles_w))
-        source = padded[n0:n1, :, r0 * TILE:r1 * TILE + 2]
-        for k in range(_ALPHA):
-            for l in range(_ALPHA):
-                d[k, l] = source[:, :, k:k + TILE * rows:TILE,
-                                 l:l + TILE * tiles_w:TILE].transpose(
-                                     1, 0, 2, 3)
+        source = self.padded[n0:n1, :, r0 * TILE:r1 * TILE + 2]
+        s_n, s_c, s_h, s_w = source.strides
+        d[...] = xp.lib.stride_tricks.as_strided(
+            source, shape=d.shape,
+            strides=(s_h, s_w, s_c, s_n, TILE * s_h, TILE * s_w))
         # V = Bᵀ d B over (k, l): two GEMMs with a 6-wide inner dimension.
         e = take("e", (_ALPHA, _ALPHA * channels * tiles))
-        xp.matmul(bt, d.reshape(_ALPHA, -1), out=e)
+        xp.matmul(self.bt, d.reshape(_ALPHA, -1), out=e)
         v = take("v", (_ALPHA, _ALPHA, channels * tiles))
-        xp.matmul(bt, e.reshape(_ALPHA, _ALPHA, -1), out=v)
-        v = v.reshape(alpha2, channels, tiles)
+        xp.matmul(self.bt, e.reshape(_ALPHA, _ALPHA, -1), out=v)
+        v = v.reshape(_ALPHA * _ALPHA, channels, tiles)
         # The 36 independent (M × C) @ (C × tiles) products.
-        m = take("m", (alpha2, outputs, tiles))
-        parallel(lambda i: xp.matmul(u[i], v[i], out=m[i]), alpha2)
+        m = take("m", (_ALPHA * _ALPHA, outputs, tiles))
+        parallel(lambda i: xp.matmul(u[i], v[i], out=m[i]), _ALPHA * _ALPHA)
         # Y = Aᵀ M A over (a, b).
         z = take("z", (TILE, _ALPHA * outputs * tiles))
-        xp.matmul(at, m.reshape(_ALPHA, -1), out=z)
+        xp.matmul(self.at, m.reshape(_ALPHA, -1), out=z)
         y = take("y", (TILE, TILE, outputs * tiles))
-        xp.matmul(at, z.reshape(TILE, _ALPHA, -1), out=y)
-        y = y.reshape(TILE, TILE, outputs, b, rows, tiles_w)
-        y = y.transpose(3, 2, 4, 0, 5, 1).reshape(
-            b, outputs, rows * TILE, tiles_w * TILE)
+        xp.matmul(self.at, z.reshape(TILE, _ALPHA, -1), out=y)
+        self.store(y.reshape(TILE, TILE, outputs, b, rows, tiles_w), n0, n1,
+                   r0)
+
+    def store(self, y, n0, n1, r0):
+        """out[n, m, 4r + a, 4t + c] = y[a, c, m, n, r, t] (+ bias)."""
+        xp, bias = self.xp, self.bias
+        _, _, outputs, b, rows, tiles_w = y.shape
+        out_h, out_w = self.out.shape[2:]
         top = r0 * TILE
-        keep_h = min(rows * TILE, out_h - top)
-        dest = out[n0:n1, :, top:top + keep_h]
-        if bias is None:
-            dest[...] = y[:, :, :keep_h, :out_w]
-        else:
-            xp.add(y[:, :, :keep_h, :out_w], bias, out=dest)
-    return out
+        dest = self.out[n0:n1, :, top:top + min(rows * TILE, out_h - top)]
+        if y.size < _STRIDED_STORE_MIN:
+            y = y.transpose(3, 2, 4, 0, 5, 1).reshape(
+                b, outputs, rows * TILE, tiles_w * TILE)
+            y = y[:, :, :dest.shape[2], :out_w]
+            if bias is None:
+                dest[...] = y
+            else:
+                xp.add(y, bias, out=dest)
+            return
+        # Large blocks: one strided copy per (a, c), cropped at the edges
+        # (64→192 on 56²: 0.75 → 0.45 ms for the store).
+        for a in range(TILE):
+            for c in range(TILE):
+                target = dest[:, :, a::TILE, c::TILE]
+                source = y[a, c, :, :, :target.shape[2],
+                           :target.shape[3]].transpose(1, 0, 2, 3)
+                if bias is None:
+                    target[...] = source
+                else:
+                    xp.add(source, bias, out=target)
 
 
 def _serial(fn, count):
@@ -267,7 +337,7 @@ def _serial(fn, count):
 
 
 def winograd_forward(x, w, b=None, pad=1, out=None, filters=None,
-                     parallel=None):
+                     parallel=None, blas=None):
     """3×3 stride-1 convolution by F(4,3).
 
     Args:
@@ -280,6 +350,10 @@ def winograd_forward(x, w, b=None, pad=1, out=None, filters=None,
         filters: optional :class:`WinogradFilters` caching w's transform.
         parallel: optional ``parallel(fn, count)`` running fn(0..count-1)
             (e.g. :func:`kaffe.threads.parallel_for`); serial by default.
+        blas: optional ``blas(flops)`` setting BLAS's thread count for GEMMs
+            of that many flops and returning it (e.g.
+            :func:`kaffe.threads.blas_for`): above one, BLAS's threads are
+            used instead of ``parallel``.
 
     Returns:
         The output, ``out`` if given.
@@ -299,11 +373,11 @@ def winograd_forward(x, w, b=None, pad=1, out=None, filters=None,
         out = xp.empty(shape, dtype=x.dtype)
     u = (filters.get(w) if filters is not None
          else filter_transform(w, x.dtype))
-    return _run(x, u, b, pad, out, parallel or _serial)
+    return _run(x, u, b, pad, out, parallel or _serial, blas)
 
 
 def winograd_backward_data(dy, w, x_shape, pad=1, out=None, filters=None,
-                           parallel=None):
+                           parallel=None, blas=None):
     """Input gradient of a 3×3 stride-1 convolution with padding ``pad``
     (each ≤ 2), by F(4,3): the forward of dy with the filters flipped and
     transposed, padding 2 − pad.
@@ -312,7 +386,7 @@ def winograd_backward_data(dy, w, x_shape, pad=1, out=None, filters=None,
         dy: (N, M, OH, OW) output gradient.
         w: (M, C, 3, 3) filters of the forward.
         x_shape: (N, C, H, W), the input's shape.
-        pad, out, filters, parallel: as for :func:`winograd_forward`
+        pad, out, filters, parallel, blas: as for :func:`winograd_forward`
             (``filters`` caches the flipped transform: use one instance per
             direction).
 
@@ -337,4 +411,4 @@ def winograd_backward_data(dy, w, x_shape, pad=1, out=None, filters=None,
          else filter_transform(w[:, :, ::-1, ::-1].swapaxes(0, 1),
                                dy.dtype))
     return _run(dy, u, None, (2 - pad[0], 2 - pad[1]), out,
-                parallel or _serial)
+                parallel or _serial, blas)

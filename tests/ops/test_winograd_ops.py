@@ -32,6 +32,20 @@ def test_forward_matches_direct_in_float64(shape):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("store_min", [0, 1 << 40])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_both_ways_of_storing_the_output_blocks(shape, store_min,
+                                                monkeypatch):
+    """Strided copies per (a, c) (large blocks) and one transposed copy
+    (small ones) store the same values, cropped at the edges, bias added."""
+    from kaffe.ops import winograd
+    monkeypatch.setattr(winograd, "_STRIDED_STORE_MIN", store_min)
+    x, f, b, pad = _case(shape, np.float64, seed=4)
+    np.testing.assert_allclose(winograd_forward(x, f, b, pad),
+                               conv_forward(x, f, b, 1, pad),
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_data_matches_direct_in_float64(shape):
     x, f, _, pad = _case(shape, np.float64)
@@ -129,6 +143,37 @@ def test_parallel_tasks_give_the_same_result():
     np.testing.assert_array_equal(
         winograd_forward(x, f, b, pad, parallel=threads.parallel_for),
         serial)
+
+
+@pytest.mark.parametrize("blas_threads", [1, 2])
+def test_chunks_as_tasks_or_blas_threads(blas_threads, monkeypatch):
+    """Several chunks run as parallel tasks (their own scratch each) unless
+    BLAS takes the threads; the result is the same either way."""
+    from kaffe.ops import winograd
+    monkeypatch.setattr(winograd, "_CHUNK_ELEMENTS", 1)
+    monkeypatch.setattr(winograd, "_CHUNK_MIN_TILES", 8)
+    x, f, b, pad = _case((2, 6, 23, 21, 5, 1), np.float64, seed=7)
+    calls = []
+
+    def runner(fn, count):
+        calls.append(count)
+        for i in reversed(range(count)):
+            fn(i)
+
+    asked = []
+
+    def blas(flops):
+        asked.append(flops)
+        return blas_threads
+
+    ours = winograd_forward(x, f, b, pad, parallel=runner, blas=blas)
+    np.testing.assert_allclose(ours, conv_forward(x, f, b, 1, pad),
+                               rtol=1e-12, atol=1e-12)
+    assert asked and asked[0] > 0
+    if blas_threads > 1:
+        assert calls == []
+    else:
+        assert calls and calls[0] > 1     # the chunks are the tasks
 
 
 def test_bad_shapes_raise():
