@@ -56,6 +56,11 @@ __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
 # A chunk holds as many images as fit their columns in this many elements
 # (8 MiB of float32), at least one.
 _CHUNK_COLUMN_ELEMENTS = 1 << 21
+# Batch-first (one GEMM per image), a chunk's columns take at most this many
+# elements (1 MiB of float32), at least one image: unfolded, they are still
+# in the L2 cache for the GEMMs (CIFAR-10's conv1 at batch 100, 75 × 1024
+# columns per image, in its training step: forward 14.4 → 9.3 ms).
+_CHUNK_COLUMN_ELEMENTS_BF = 1 << 18
 # Batch-first when an image has at least this many output positions (or, for
 # 1×1 kernels, at least _BATCH_FIRST_MIN_POSITIONS_1X1).
 _BATCH_FIRST_MIN_POSITIONS = 256
@@ -105,6 +110,7 @@ def _plan(xp, dtype, x_shape, w_shape, stride, pad, dilation, group):
     # monkeypatch) is never served a plan made under the old values.
     key = (xp.__name__, dtype, tuple(x_shape), tuple(w_shape), stride,
            pad, dilation, group, _CHUNK_COLUMN_ELEMENTS,
+           _CHUNK_COLUMN_ELEMENTS_BF,
            _BATCH_FIRST_MIN_POSITIONS, _BATCH_FIRST_MIN_POSITIONS_1X1,
            _DW_TRANSPOSED_MAX_OUTPUTS, depthwise_applies, winograd_applies,
            rowconv_applies,
@@ -186,6 +192,11 @@ class _Plan:
         # A one-image chunk is the same array in both layouts; batch-first
         # reads and writes it in place.
         self.batch_first = positions >= min_positions or self.chunk == 1
+        if self.batch_first and not self.pointwise:
+            # Batch-first GEMMs are per image anyway: chunks small enough
+            # for their columns to stay in the cache (see the constant).
+            self.chunk = max(1, min(self.chunk, _CHUNK_COLUMN_ELEMENTS_BF
+                                    // (self.col_rows * group * positions)))
         self.dw_transposed = (self.num_output // group
                               <= _DW_TRANSPOSED_MAX_OUTPUTS)
         self.depthwise = depthwise_applies(x_shape, w_shape, group)
