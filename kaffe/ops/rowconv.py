@@ -51,14 +51,16 @@ from ..backend import array_module
 __all__ = ["rowconv_applies", "rowconv_forward", "rowconv_backward_data",
            "rowconv_backward_weights", "RowGeometry", "RowConvWorkspace"]
 
-# A chunk holds as many images as fit their unfolded input U (and, stacked,
-# its deep matrix) in this many elements (1 MiB of float32: they and the
-# chunk's output stay in a 2 MB L2 cache), at least one.
+# A chunk holds as many images as fit their unfolded input U in this many
+# elements (1 MiB of float32: it and the chunk's output stay in a 2 MB L2
+# cache; 512 K elements: CIFAR-10 quick's training step 125 → 132 ms),
+# at least one.
 _CHUNK_ELEMENTS = 1 << 18
-# Windows shallower than this many rows (C/group·kw) are stacked into one
-# deep matrix for backward-weights, one GEMM instead of kh shallow ones
-# (CIFAR-10's conv1, 3·5 rows: 17 → 9.2 ms; im2col 10.4); forward and
-# backward-data are left to im2col then (see rowconv_applies).
+# Windows shallower than this many rows (C/group·kw) are left to im2col:
+# the GEMMs are then too shallow, and the positions-by-outputs products
+# cost more to lay out than the GEMMs save (CIFAR-10's conv1, 3·5 rows:
+# forward 10.2 ms by im2col, 12.2 here; its filter gradient, stacking the
+# kh windows into one deep matrix, 9.2 either way in the training step).
 _MIN_WINDOW_DEPTH = 64
 # Forward and backward-data only with at most this many outputs per group.
 _MAX_OUTPUTS = 64
@@ -69,29 +71,28 @@ def rowconv_applies(x_shape, w_shape, stride, pad, dilation, group,
     """Whether a convolution takes this module's path for ``kind``:
     "forward", "backward_data" or "backward_weights".
 
-    All need 2-D, stride 1 along the height and a kernel of at least
-    2 × 2. Forward and backward-data also need windows at least
-    ``_MIN_WINDOW_DEPTH`` rows deep (C/group·kw; for backward-data
-    M/group·kw) and at most ``_MAX_OUTPUTS`` outputs per group; with fewer
-    rows (CIFAR-10's conv1, 3·5: 10.2 ms by im2col, 12.2 here) the
-    positions-by-outputs result costs more to transpose than the GEMM
-    saves, and with more outputs im2col's single deep GEMM is as fast
-    (AlexNet's conv2, 128 per group: forward 118 ms either way, backward-
-    data 123 by im2col, 131 here). Backward-data also needs stride 1 along
-    the width and pad ≥ dilation·(k − 1) / 2 on both axes: dy is then padded
-    by no more than x was (LeNet's unpadded conv2 would pad its 8 × 8 dy to
-    16 × 16: 6.0 ms here, 3.0 by im2col).
+    All need 2-D, stride 1 along the height, a kernel of at least 2 × 2
+    and windows at least ``_MIN_WINDOW_DEPTH`` rows deep (C/group·kw; for
+    backward-data M/group·kw). Forward and backward-data also need at most
+    ``_MAX_OUTPUTS`` outputs per group: with more, im2col's single deep
+    GEMM is as fast (AlexNet's conv2, 128 per group: forward 118 ms either
+    way, backward-data 123 by im2col, 131 here). Backward-data also needs
+    stride 1 along the width and pad ≥ dilation·(k − 1) / 2 on both axes:
+    dy is then padded by no more than x was (LeNet's unpadded conv2 would
+    pad its 8 × 8 dy to 16 × 16: 6.0 ms here, 3.0 by im2col).
     """
     if len(x_shape) != 4 or len(w_shape) != 4:
         return False
     kernel = tuple(w_shape[2:])
     if stride[0] != 1 or min(kernel) < 2:
         return False
-    if kind == "backward_weights":
-        return True
     m_g = w_shape[0] // group
     depth = (m_g if kind == "backward_data" else w_shape[1]) * kernel[1]
-    if m_g > _MAX_OUTPUTS or depth < _MIN_WINDOW_DEPTH:
+    if depth < _MIN_WINDOW_DEPTH:
+        return False
+    if kind == "backward_weights":
+        return True
+    if m_g > _MAX_OUTPUTS:
         return False
     if kind == "backward_data":
         return stride[1] == 1 and all(
@@ -114,12 +115,7 @@ class RowGeometry:
         self.out_h = self.padded_h - dilation[0] * (self.kh - 1)
         self.out_w = (self.width + 2 * pad[1]
                       - dilation[1] * (self.kw - 1) - 1) // stride[1] + 1
-        # Shallow windows (few channels: CIFAR-10's conv1, 3·5 rows) are
-        # copied into one deep im2col matrix, rows (i, c, j) per group, for
-        # one GEMM instead of kh shallow ones.
-        self.stacked = self.channels_g * self.kw < _MIN_WINDOW_DEPTH
-        per_image = self.channels * self.kw * self.out_w * (
-            self.padded_h + (self.kh * self.out_h if self.stacked else 0))
+        per_image = self.channels * self.kw * self.padded_h * self.out_w
         self.chunk = max(1, min(self.batch, _CHUNK_ELEMENTS // per_image))
         # For each j: (output columns, input columns) that lie in the image.
         self.spans = []
@@ -216,28 +212,12 @@ def _filter_rows(xp, w, group):
                                               m // group)
 
 
-def _filter_cols(xp, geo, w):
-    """The filters as the right-hand side of the forward GEMMs:
-    (kh, group, C/group·kw, M/group), or stacked (group, kh·C/group·kw,
-    M/group)."""
-    cols = _filter_rows(xp, w, geo.group)
-    if geo.stacked:
-        cols = xp.ascontiguousarray(cols.transpose(1, 0, 2, 3)).reshape(
-            geo.group, -1, cols.shape[-1])
-    return cols
-
-
 def _forward_range(xp, geo, x, w_cols, b, y, n0, n1, workspace):
     m_g = geo.num_output // geo.group
     for a, z in geo.chunks(n0, n1):
         nb = z - a
         u = _unfold(xp, geo, x, a, z, workspace)
         windows = _row_windows(xp, geo, u, nb)
-        if geo.stacked:
-            deep = _stack(xp, geo, windows, nb, workspace)
-            _write_out(xp, geo, xp.matmul(deep.swapaxes(-1, -2), w_cols),
-                       b, y, a, z)
-            continue
         windows = windows.swapaxes(-1, -2)
         # (positions, M/group) products: OpenBLAS is faster with the small
         # dimension last (CIFAR-10's conv2: 12.2 → 10.7 ms).
@@ -249,17 +229,6 @@ def _forward_range(xp, geo, x, w_cols, b, y, n0, n1, workspace):
         for i in range(1, geo.kh):
             total += products[i]
         _write_out(xp, geo, total, b, y, a, z)
-
-
-def _stack(xp, geo, windows, nb, workspace):
-    """The kh windows copied into one (group, kh·C/group·kw, positions)
-    matrix, rows (i, c, j)."""
-    k_g = geo.channels_g * geo.kw
-    deep = workspace.get(xp, "stacked", (geo.group, geo.kh, k_g,
-                                         geo.out_h * nb * geo.out_w),
-                         windows.dtype)
-    deep[...] = windows.transpose(1, 0, 2, 3)
-    return deep.reshape(geo.group, geo.kh * k_g, -1)
 
 
 def _write_out(xp, geo, total, b, y, a, z):
@@ -300,7 +269,7 @@ def rowconv_forward(x, w, b=None, stride=(1, 1), pad=(0, 0),
         out = xp.empty((geo.batch, geo.num_output, geo.out_h, geo.out_w),
                        dtype=xp.result_type(x, w))
     n1 = geo.batch if n1 is None else n1
-    _forward_range(xp, geo, x, _filter_cols(xp, geo, w), b, out, n0, n1,
+    _forward_range(xp, geo, x, _filter_rows(xp, w, group), b, out, n0, n1,
                    _workspace(workspace))
     return out
 
@@ -332,7 +301,7 @@ def rowconv_backward_data(dy, w, x_shape, pad=(0, 0), dilation=(1, 1),
     if out is None:
         out = xp.empty(tuple(x_shape), dtype=xp.result_type(dy, w))
     n1 = geo.batch if n1 is None else n1
-    _forward_range(xp, geo, dy, _filter_cols(xp, geo, flipped), None, out,
+    _forward_range(xp, geo, dy, _filter_rows(xp, flipped, group), None, out,
                    n0, n1, _workspace(workspace))
     return out
 
@@ -360,12 +329,7 @@ def rowconv_backward_weights(dy, x, w_shape, stride=(1, 1), pad=(0, 0),
                                         geo.num_output), dy.dtype)
         dy_t[...] = dy[a:z].transpose(2, 0, 3, 1)
         dy_mat = dy_t.reshape(-1, group, m_g).transpose(1, 0, 2)
-        if geo.stacked:
-            deep = _stack(xp, geo, windows, nb, workspace)
-            products = xp.matmul(deep, dy_mat).reshape(
-                group, geo.kh, -1, m_g).transpose(1, 0, 2, 3)
-        else:
-            products = xp.matmul(windows, dy_mat)
+        products = xp.matmul(windows, dy_mat)
         if total is None:
             total = products
         else:

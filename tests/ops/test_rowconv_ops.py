@@ -67,14 +67,6 @@ def chunk(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=["windows", "stacked"])
-def depth(request, monkeypatch):
-    """Force kh GEMMs over strided windows, or one over the stacked rows."""
-    monkeypatch.setattr(rowconv, "_MIN_WINDOW_DEPTH",
-                        0 if request.param == "windows" else 1 << 30)
-    return request.param
-
-
 def random_case(case, dtype=np.float64, seed=0):
     x_shape, w_shape, stride, pad, dilation, group = case
     rng = np.random.default_rng(seed)
@@ -85,7 +77,7 @@ def random_case(case, dtype=np.float64, seed=0):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_forward_matches_naive_reference(case, chunk, depth):
+def test_forward_matches_naive_reference(case, chunk):
     x, w, b, stride, pad, dilation, group = random_case(case)
     expected = naive_conv(x, w, b, stride, pad, dilation, group)
     np.testing.assert_allclose(
@@ -119,7 +111,7 @@ def test_ranges_of_images_compose(case, chunk):
 
 
 @pytest.mark.parametrize("case", DATA_CASES)
-def test_backward_data_matches_finite_differences(case, chunk, depth):
+def test_backward_data_matches_finite_differences(case, chunk):
     x, w, b, stride, pad, dilation, group = random_case(case)
     dy = np.random.default_rng(1).standard_normal(
         naive_conv(x, w, b, stride, pad, dilation, group).shape)
@@ -136,7 +128,7 @@ def test_backward_data_matches_finite_differences(case, chunk, depth):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_backward_weights_accumulates_the_gradient(case, chunk, depth):
+def test_backward_weights_accumulates_the_gradient(case, chunk):
     x, w, b, stride, pad, dilation, group = random_case(case)
     dy = np.random.default_rng(2).standard_normal(
         naive_conv(x, w, b, stride, pad, dilation, group).shape)
@@ -172,13 +164,15 @@ def test_the_rule():
     assert not rowconv_applies((100, 32, 16), (32, 32, 5), (1,), (2,), (1,),
                                1)
     assert not rowconv_applies(big[0], (32, 32, 5, 1), *big[2:])
-    # Shallow windows (3 channels · 5) or many outputs per group: only the
-    # filter gradient.
+    # Shallow windows (3 channels · 5: not backward-data's, 32 · 5): only
+    # backward-data; many outputs per group: only the filter gradient.
     shallow = ((100, 3, 32, 32), (32, 3, 5, 5)) + big[2:]
     wide = ((32, 96, 27, 27), (256, 48, 5, 5), (1, 1), (2, 2), (1, 1), 2)
-    for case in (shallow, wide):
-        assert not rowconv_applies(*case, kind="forward")
-        assert rowconv_applies(*case, kind="backward_weights")
+    for kind in ("forward", "backward_weights"):
+        assert not rowconv_applies(*shallow, kind=kind)
+    assert rowconv_applies(*shallow, kind="backward_data")
+    assert not rowconv_applies(*wide, kind="forward")
+    assert rowconv_applies(*wide, kind="backward_weights")
     # Unpadded: dy would be padded by 4, more than x was.
     unpadded = big[:3] + ((0, 0),) + big[4:]
     assert rowconv_applies(*unpadded, kind="forward")
