@@ -19,8 +19,9 @@ backward-data :func:`conv_forward`, and its weight gradient
 How it is computed — im2col + GEMM over chunks of the batch, in a
 batch-first or batch-last layout chosen per call, the forward's columns
 kept for backward-weights when they are small, and two backward-data plans
-("col2im" and "rows") — and the timings behind each choice are written up
-in docs/conv-performance.md.
+("col2im" and "rows"); Winograd, depthwise and row-unfolded
+(:mod:`kaffe.ops.rowconv`) paths where their rules say — and the timings
+behind each choice are written up in docs/conv-performance.md.
 
 Workspace, for the duration of one call: the buffers of one chunk — its
 columns (at most 8 MiB of float32 unless one image needs more), its padded
@@ -57,9 +58,8 @@ __all__ = ["conv_output_size", "conv_forward", "conv_backward_data",
 # (8 MiB of float32), at least one.
 _CHUNK_COLUMN_ELEMENTS = 1 << 21
 # Batch-first (one GEMM per image), a chunk's columns take at most this many
-# elements (1 MiB of float32), at least one image: unfolded, they are still
-# in the L2 cache for the GEMMs (CIFAR-10's conv1 at batch 100, 75 × 1024
-# columns per image, in its training step: forward 14.4 → 9.3 ms).
+# elements, at least one image: they are then still in the L2 cache for the
+# GEMMs (CIFAR-10's conv1 in its training step: forward 14.4 → 9.3 ms).
 _CHUNK_COLUMN_ELEMENTS_BF = 1 << 18
 # Batch-first when an image has at least this many output positions (or, for
 # 1×1 kernels, at least _BATCH_FIRST_MIN_POSITIONS_1X1).
@@ -219,18 +219,15 @@ class _Plan:
                 * math.prod(self.spatial)) * np.dtype(self.dtype).itemsize
 
     def rowconv(self, kind):
-        """Whether ``kind`` ("forward", "backward_data",
-        "backward_weights") takes :mod:`kaffe.ops.rowconv`: where its rule
-        says so and, but for backward-data, the columns are too large to be
-        kept by default (smaller ones, kept, make backward-weights cheaper;
-        the choice never depends on whether they were)."""
+        """Whether ``kind`` takes :mod:`kaffe.ops.rowconv` (decided by
+        whether the columns fit the default budget, never by whether some
+        caller kept them)."""
         key = ("rowconv", kind, KEEP_COLUMNS_MAX_BYTES)
         if key not in self._winograd:
             self._winograd[key] = rowconv_applies(
                 self._x_shape, self._w_shape, self.stride, self.pad,
-                self.dilation, self.group, kind) and (
-                kind == "backward_data"
-                or self.saved_bytes() > KEEP_COLUMNS_MAX_BYTES)
+                self.dilation, self.group, kind,
+                self.saved_bytes() <= KEEP_COLUMNS_MAX_BYTES)
         return self._winograd[key]
 
     def set_blas_threads(self):
