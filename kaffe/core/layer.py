@@ -50,8 +50,10 @@ class Layer:
 
     type = ""
     # The (bottom shapes, top shapes) the last reshape left, for the layer
-    # types of SHAPE_ONLY_RESHAPE.
+    # types of SHAPE_ONLY_RESHAPE, and (Blob.reshapes, bottoms, tops) when
+    # Forward last compared them.
     _reshaped_for = None
+    _checked = None
     exact_num_bottom_blobs = -1
     min_bottom_blobs = -1
     max_bottom_blobs = -1
@@ -66,6 +68,11 @@ class Layer:
     # only backward reads (argmax masks, saved inputs). A layer on its own
     # keeps everything.
     needs_backward = True
+    # How many elements one scratch array of the layer's ops may take (None:
+    # as fast as possible): the net sets LEAN_WORKSPACE_ELEMENTS while it
+    # releases intermediates (lean inference), and Convolution then
+    # unfolds an image by bands of output rows.
+    workspace_limit = None
     # The array module the layer's blobs are made with (the net sets its own).
     xp = np
     # The sliding-window geometry a layer publishes for the net's readers
@@ -125,15 +132,22 @@ class Layer:
         the shapes of the last call: per-layer overhead that dominates
         nets running in well under a millisecond (issue 12)."""
         if self.type in SHAPE_ONLY_RESHAPE:
-            shapes = (tuple(b.shape for b in bottom),
-                      tuple(t.shape for t in top))
-            if shapes != self._reshaped_for:
-                self.reshape(bottom, top)
-                self._reshaped_for = (tuple(b.shape for b in bottom),
-                                      tuple(t.shape for t in top))
+            checked = self._checked
+            # No blob took a new shape since the last check of these same
+            # blobs: their shapes are the ones checked then.
+            if (checked is None or checked[0] != Blob.reshapes
+                    or checked[1] != bottom or checked[2] != top):
+                shapes = ([b.shape for b in bottom], [t.shape for t in top])
+                if shapes != self._reshaped_for:
+                    self.reshape(bottom, top)
+                    self._reshaped_for = ([b.shape for b in bottom],
+                                          [t.shape for t in top])
+                self._checked = (Blob.reshapes, list(bottom), list(top))
         else:
             self.reshape(bottom, top)
         self.forward(bottom, top)
+        if not self.loss_weights:
+            return 0.0
         loss = 0.0
         for i, weight in enumerate(self.loss_weights):
             if weight:

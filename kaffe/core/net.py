@@ -28,6 +28,7 @@ from ..memory import Budget, KaffeMemoryError, located
 from .blob import Blob
 from .graph import build_graph, inserted_layers, node_not_found
 from .net_batches import PycaffeBatches
+from .net_run import forward_layers, layer_blob_lists
 from .net_weights import NetWeights
 from .insert_splits import insert_splits, split_blob_name, split_layer_name
 from .net_state import (filter_net, layer_error, layer_included,
@@ -43,6 +44,9 @@ __all__ = ["Net", "TRAIN", "TEST", "filter_net", "insert_splits",
 
 TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
+# Elements of one scratch array of a layer in lean inference (1 MiB of
+# float32; see release_intermediates).
+LEAN_WORKSPACE_ELEMENTS = 1 << 18
 
 
 class Net(NetWeights, PycaffeBatches):
@@ -257,6 +261,7 @@ class Net(NetWeights, PycaffeBatches):
         for name in sorted(available):
             log.info("This network produces output %s", name)
         self._share_weights()
+        self._blob_lists = layer_blob_lists(self)
         self._blob_dict = OrderedDict(zip(self._blob_names, self._blobs))
         self._layer_dict = OrderedDict(zip(self._layer_names, self.layers))
         self._layer_index_of = {name: i for i, name in
@@ -388,23 +393,7 @@ class Net(NetWeights, PycaffeBatches):
     # -- running -----------------------------------------------------------
     def _forward(self, start, end):
         """Run layers ``start`` .. ``end`` (inclusive) forward; return the loss."""
-        loss = 0.0
-        for i in range(start, end + 1):
-            for run in self._before_forward:
-                run(i)
-            try:
-                loss += self.layers[i].Forward(self._bottoms(i),
-                                               self._tops(i))
-            except (MemoryError, KaffeMemoryError) as e:
-                raise self._memory_error(e, i, "running forward") from None
-            if self._release_plan is not None:
-                for blob in self._release_plan[i]:
-                    blob.release()
-            if self.debug_info:
-                self._forward_debug_info(i)
-            for run in self._after_forward:
-                run(i)
-        return loss
+        return forward_layers(self, start, end)
 
     def _backward(self, start, end):
         """Run layers ``start`` down to ``end`` (inclusive) backward."""
@@ -413,9 +402,10 @@ class Net(NetWeights, PycaffeBatches):
                 run(i)
             if self._layer_need_backward[i]:
                 try:
-                    self.layers[i].Backward(self._tops(i),
+                    bottoms, tops = self._blob_lists[i]
+                    self.layers[i].Backward(tops,
                                             self._bottom_need_backward[i],
-                                            self._bottoms(i))
+                                            bottoms)
                 except (MemoryError, KaffeMemoryError) as e:
                     raise self._memory_error(e, i, "running backward") \
                         from None
@@ -495,14 +485,15 @@ class Net(NetWeights, PycaffeBatches):
         start_ind = self._layer_index(start, "start") if start else 0
         if end is not None:
             end_ind = self._layer_index(end, "end")
-            outputs = set(self.top_names[end] + blobs)
+            outputs = self.top_names[end] + blobs
         else:
             end_ind = len(self.layers) - 1
-            outputs = set(self.outputs + blobs)
+            outputs = self.outputs + blobs if blobs else self.outputs
         if kwargs:
             self._set_arrays(kwargs, self.inputs, "data", "input")
         self._forward(start_ind, end_ind)
-        return {name: self.blobs[name].data for name in outputs}
+        blob_dict = self._blob_dict
+        return {name: blob_dict[name].data for name in outputs}
 
     def backward(self, diffs=None, start=None, end=None, **kwargs):
         """pycaffe's backward: set output diffs from kwargs, run, return diffs.
@@ -642,7 +633,8 @@ class Net(NetWeights, PycaffeBatches):
         return OrderedDict(zip(self._blob_names, self._blob_loss_weights))
 
     # Opt-in inference memory: the blobs each layer's forward is the last
-    # to read, or None (see release_intermediates).
+    # to read, or None (see release_intermediates); each layer's scratch
+    # arrays are then held to LEAN_WORKSPACE_ELEMENTS.
     _release_plan = None
 
     @property
@@ -650,7 +642,9 @@ class Net(NetWeights, PycaffeBatches):
         """Opt-in lean inference (default False): when True, forward frees
         each intermediate blob's data as soon as no later layer reads it,
         so that only the weights and the activations still to be read take
-        memory (a chain net peaks near its two largest activations). The
+        memory (a chain net peaks near its two largest activations), and
+        a convolution's im2col columns are made band by band, about 1 MiB
+        at a time (``Layer.workspace_limit``). The
         net's inputs and outputs are kept; every other blob reads as zeros
         after a forward (pycaffe scripts that read features from inner
         blobs must leave it off), forward(start=...) must start at the
@@ -659,6 +653,8 @@ class Net(NetWeights, PycaffeBatches):
 
     @release_intermediates.setter
     def release_intermediates(self, value):
+        for layer in self.layers:
+            layer.workspace_limit = LEAN_WORKSPACE_ELEMENTS if value else None
         if not value:
             self._release_plan = None
             return

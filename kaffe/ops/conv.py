@@ -90,6 +90,9 @@ _DEPTHWISE_BACKWARD_MAX_ELEMENTS = 1 << 19
 # net's 8 MiB column buffers are freed after each call as before.
 _PLAN_CACHE_SIZE = 64
 _KEEP_BUFFER_BYTES = 1 << 20
+# Bands of a workspace-bound forward span at least this many output
+# positions (narrower GEMMs cost more than the memory saved).
+_BAND_MIN_POSITIONS = 64
 # SavedColumns keeps a forward's columns (and its input) only up to this
 # many bytes.
 KEEP_COLUMNS_MAX_BYTES = 16 << 20
@@ -342,6 +345,24 @@ class _Plan:
         image[self.at(slice(None), *self.interior)] = self.view(x_chunk)
         return image
 
+    def bands(self, limit):
+        """(r0, r1) bands of output rows (first spatial axis) whose columns
+        take about ``limit`` elements (at least ``_BAND_MIN_POSITIONS``
+        output positions) for a forward whose one-image chunks have more
+        columns than that; None when not banded."""
+        if (self.chunk != 1 or not self.batch_first or self.pointwise
+                or len(self.out_shape) < 1):
+            return None
+        rest = math.prod(self.out_shape[1:])
+        per_row = self.col_rows * self.group * rest
+        if per_row * self.out_shape[0] <= limit:
+            return None
+        rows = max(limit // per_row, -(-_BAND_MIN_POSITIONS // rest), 1)
+        if rows >= self.out_shape[0]:
+            return None
+        return [(r0, min(r0 + rows, self.out_shape[0]))
+                for r0 in range(0, self.out_shape[0], rows)]
+
     def columns_shape(self, b):
         """Shape of the columns of ``b`` images (a layout array)."""
         return self.shape(b, self.channels, self.kernel + self.out_shape)
@@ -454,7 +475,7 @@ def _same_bits(xp, a, b):
 
 
 def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
-                 out=None, save=None, winograd=None):
+                 out=None, save=None, winograd=None, workspace=None):
     """Convolution forward.
 
     Args:
@@ -472,6 +493,10 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         winograd: optional :class:`WinogradFilters` keeping the filters'
             Winograd transform between calls (used when the layer takes
             that path).
+        workspace: optional bound, in elements, on the im2col columns of
+            one image: beyond it the image is computed by bands of output
+            rows whose columns take about that much (lean inference; the
+            same products, a little slower with narrower GEMMs).
 
     Float32 3×3 stride-1 convolutions with enough channels take Winograd
     F(4,3) (:mod:`kaffe.ops.winograd`, no columns kept); the rest im2col +
@@ -506,7 +531,12 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
                                group, out=y)
     plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
+    bands = (plan.bands(workspace) if kept is None and workspace is not None
+             else None)
     for index, (n0, n1) in enumerate(plan.chunks()):
+        if bands:
+            _forward_bands(plan, x[n0:n1], w_mat, y[n0:n1], b, bands)
+            continue
         cols = plan.columns(x[n0:n1],
                             None if kept is None else kept[index])
         result = plan.target(y[n0:n1], "outputs")
@@ -515,6 +545,28 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         plan.copy_out(result, y[n0:n1], bias=b)
     plan.release()
     return y
+
+
+def _forward_bands(plan, x_chunk, w_mat, y_chunk, bias, bands):
+    """One image's forward by bands of output rows (first spatial axis):
+    each band unfolded, then multiplied straight into its columns of the
+    output; the same products as one GEMM."""
+    xp = plan.xp
+    image = plan.padded_image(x_chunk)
+    m_g = plan.num_output // plan.group
+    rest = math.prod(plan.out_shape[1:])
+    y_mat = y_chunk.reshape(plan.group, m_g, -1)
+    k0, s0, d0 = plan.kernel[0], plan.stride[0], plan.dilation[0]
+    for r0, r1 in bands:
+        cols = plan.buffer("band columns", (1, plan.channels) + plan.kernel
+                           + (r1 - r0,) + plan.out_shape[1:])
+        rows = image[:, :, r0 * s0:(r1 - 1) * s0 + (k0 - 1) * d0 + 1]
+        unfold_into(cols, rows, 2, plan.kernel, plan.stride, plan.dilation)
+        dest = y_mat[:, :, r0 * rest:r1 * rest]
+        xp.matmul(w_mat, cols.reshape(plan.group, plan.col_rows, -1),
+                  out=dest)
+        if bias is not None:
+            dest += bias.reshape(plan.group, m_g, 1)
 
 
 def _check_out(out, shape, dtype, caller="conv_forward"):

@@ -212,15 +212,6 @@ def _run(x, u, bias, pad, out, parallel, blas=None):
     outputs = u.shape[1]
     out_h, out_w = out.shape[2:]
     tiles_h, tiles_w = -(-out_h // TILE), -(-out_w // TILE)
-    # The padded input, grown to whole tiles (zeros past the right and
-    # bottom edges feed only outputs that are cropped).
-    padded = xp.zeros((batch, channels, tiles_h * TILE + 2,
-                       tiles_w * TILE + 2), dtype=dtype)
-    ph, pw = pad
-    rows_in = min(height, padded.shape[2] - ph)
-    cols_in = min(width, padded.shape[3] - pw)
-    padded[:, :, ph:ph + rows_in, pw:pw + cols_in] = \
-        x[:, :, :rows_in, :cols_in]
     if bias is not None:
         bias = bias.reshape(1, -1, 1, 1)
     chunks = _chunks(batch, tiles_h, tiles_w, max(channels, outputs))
@@ -231,8 +222,11 @@ def _run(x, u, bias, pad, out, parallel, blas=None):
     sizes = {"d": alpha2 * channels * most, "e": alpha2 * channels * most,
              "v": alpha2 * channels * most, "m": alpha2 * outputs * most,
              "z": TILE * _ALPHA * outputs * most,
-             "y": TILE * TILE * outputs * most}
-    step = _Chunk(xp, padded, u, bias, out, tiles_w)
+             "y": TILE * TILE * outputs * most,
+             "p": channels * (tiles_w * TILE + 2)
+             * max((n1 - n0) * ((r1 - r0) * TILE + 2)
+                   for n0, n1, r0, r1 in chunks)}
+    step = _Chunk(xp, x, pad, u, bias, out, tiles_w)
     if blas is not None and blas(2 * outputs * channels * most) > 1:
         # GEMMs large enough for BLAS's own threads: they split each one
         # (and the transforms); a second layer of threads would only
@@ -261,11 +255,33 @@ class _Chunk:
     input transform, the 36 GEMMs (run by ``parallel``), the output
     transform and the store into ``out``."""
 
-    def __init__(self, xp, padded, u, bias, out, tiles_w):
-        self.xp, self.padded, self.u, self.bias = xp, padded, u, bias
+    def __init__(self, xp, x, pad, u, bias, out, tiles_w):
+        self.xp, self.x, self.pad, self.u, self.bias = xp, x, pad, u, bias
         self.out, self.tiles_w = out, tiles_w
-        self.bt = xp.asarray(_BT, dtype=padded.dtype)
-        self.at = xp.asarray(_AT, dtype=padded.dtype)
+        self.bt = xp.asarray(_BT, dtype=x.dtype)
+        self.at = xp.asarray(_AT, dtype=x.dtype)
+
+    def padded(self, buffer, n0, n1, r0, r1):
+        """The input rows tile rows r0:r1 of images n0:n1 read, zero-padded
+        (``pad`` before, zeros past the input's right and bottom edges up
+        to whole tiles), in ``buffer``: per chunk, never the whole padded
+        input at once."""
+        x = self.x
+        height, width = x.shape[2:]
+        ph, pw = self.pad
+        rows = (r1 - r0) * TILE + 2
+        band = buffer[:(n1 - n0) * x.shape[1] * rows
+                      * (self.tiles_w * TILE + 2)].reshape(
+            n1 - n0, x.shape[1], rows, self.tiles_w * TILE + 2)
+        band[...] = 0
+        # padded row p is input row p - ph; this band starts at 4·r0.
+        first = max(0, r0 * TILE - ph)
+        last = min(height, r0 * TILE + rows - ph)
+        if first < last:
+            cols = min(width, band.shape[3] - pw)
+            band[:, :, first + ph - r0 * TILE:last + ph - r0 * TILE,
+                 pw:pw + cols] = x[n0:n1, :, first:last, :cols]
+        return band
 
     def __call__(self, chunk, buffers, parallel):
         xp, u, tiles_w = self.xp, self.u, self.tiles_w
@@ -280,7 +296,7 @@ class _Chunk:
         # d[k, l, c, n, r, t] = padded[n, c, 4r + k, 4t + l]: one copy from
         # a strided view of the padded input (64→192 on 56²: 0.30 → 0.2 ms).
         d = take("d", (_ALPHA, _ALPHA, channels, b, rows, tiles_w))
-        source = self.padded[n0:n1, :, r0 * TILE:r1 * TILE + 2]
+        source = self.padded(buffers["p"], n0, n1, r0, r1)
         s_n, s_c, s_h, s_w = source.strides
         d[...] = xp.lib.stride_tricks.as_strided(
             source, shape=d.shape,

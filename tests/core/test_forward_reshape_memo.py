@@ -59,11 +59,15 @@ def test_release_intermediates_keeps_outputs_and_frees_the_rest(tmp_path):
     net.blobs["data"].data[...] = x
     expected = net.forward()["pool"].copy()
     assert not net.release_intermediates
+    assert net.layer_dict["conv"].workspace_limit is None
     net.release_intermediates = True
+    assert (net.layer_dict["conv"].workspace_limit
+            == kaffe.core.net.LEAN_WORKSPACE_ELEMENTS)
     for _ in range(2):      # the freed blobs come back for the next pass
         np.testing.assert_array_equal(net.forward()["pool"], expected)
         assert not net.blobs["conv"].data.any()   # freed: zeros again
         np.testing.assert_array_equal(net.blobs["data"].data, x)
     net.release_intermediates = False
+    assert net.layer_dict["conv"].workspace_limit is None
     net.forward()
     assert net.blobs["conv"].data.any()

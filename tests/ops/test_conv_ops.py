@@ -184,6 +184,33 @@ def test_forward_matches_naive_reference(case, chunking):
         expected - b[:, None, None], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", CASES_2D + [
+    ((1, 2, 4, 5, 4), (3, 2, 2, 3, 2), (1, 2, 1), (1, 0, 1), (1, 1, 2), 1),
+    ((1, 3, 40, 9), (5, 3, 3, 3), (2, 1), 1, (1, 2), 1),
+    ((2, 4, 30, 30), (6, 2, 5, 5), 1, 2, 1, 2)])
+@pytest.mark.parametrize("limit", [1, 60, 1 << 30])
+def test_forward_by_bands_of_output_rows(case, limit, monkeypatch):
+    """A workspace bound below one image's columns computes the image band
+    by band of output rows (each band with at least _BAND_MIN_POSITIONS
+    positions): the same values as the unbounded forward."""
+    monkeypatch.setattr(conv, "_BAND_MIN_POSITIONS", 4)
+    x, w, b, stride, pad, dilation, group = random_case(case)
+    bands = []
+    original = conv._forward_bands
+    monkeypatch.setattr(conv, "_forward_bands",
+                        lambda *a: (bands.append(a[-1]), original(*a)))
+    np.testing.assert_allclose(
+        conv_forward(x, w, b, stride, pad, dilation, group, workspace=limit),
+        naive_conv(x, w, b, stride, pad, dilation, group),
+        rtol=1e-12, atol=1e-12)
+    plan = conv._Plan(np, x.dtype, x.shape, w.shape, stride, pad, dilation,
+                      group)
+    if limit == 1 << 30 or plan.chunk != 1 or plan.pointwise:
+        assert not bands
+    elif plan.out_shape[0] > 1 and limit == 1:
+        assert bands and len(bands[0]) > 1
+
+
 @pytest.mark.parametrize("case", [
     ((2, 2, 7), (4, 1, 3), 2, 1, 1, 2),
     ((2, 2, 4, 5, 4), (3, 2, 2, 3, 2), (1, 2, 1), (1, 0, 1), (1, 1, 2), 1),

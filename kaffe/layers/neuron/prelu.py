@@ -74,19 +74,25 @@ class PReLULayer(NeuronLayer):
         slope = self.blobs[0].data
         return slope if self.channel_shared else slope.reshape(1, -1, 1)
 
+    # (blob shape, its (N, C, rest) view shape) of the last _view.
+    _viewed = (None, None)
+
     def _view(self, array, blob):
-        return array.reshape(blob.shape[0], blob.shape[1],
-                             blob.count_axes(2))
+        if blob.shape != self._viewed[0]:
+            self._viewed = (blob.shape, (blob.shape[0], blob.shape[1],
+                                         blob.count_axes(2)))
+        return array.reshape(self._viewed[1])
 
     def forward(self, bottom, top):
-        x = bottom[0].data
+        x_blob, y_blob = bottom[0], top[0]
+        x = x_blob.data
         xp = array_module(x)
         self.keep_input(bottom, top)
-        x3 = self._view(x, bottom[0])
+        x3 = self._view(x, x_blob)
         negative = xp.minimum(x3, 0)
         negative *= self._slopes()
-        xp.add(xp.maximum(x3, 0), negative, out=self._view(top[0].data,
-                                                           top[0]))
+        y3 = x3 if y_blob is x_blob else self._view(y_blob.data, y_blob)
+        xp.add(xp.maximum(x3, 0), negative, out=y3)
 
     def backward(self, top, propagate_down, bottom):
         x = self.forward_input(top, bottom)

@@ -1,6 +1,9 @@
 """Convolution: learned filters slid over the input (im2col + GEMM)."""
+import numpy as np
+
 from ...ops.conv import (SavedColumns, WinogradFilters, conv_backward,
                          conv_bias_backward, conv_forward)
+from ...ops.conv_small import SmallConvForward
 from ...core.registry import register_layer
 from ...proto import caffe_pb2
 from .base_conv import BaseConvolutionLayer
@@ -35,6 +38,9 @@ class ConvolutionLayer(BaseConvolutionLayer):
     # The filters' Winograd transforms (forward, backward-data), made on
     # first use and kept while the weights do not change.
     _winograd = None
+    # (input shape, its SmallConvForward or None): small inputs' forward
+    # with the plan's Python work done once (issue 12).
+    _small = (None, None)
 
     def _transforms(self):
         if self._winograd is None:
@@ -54,10 +60,33 @@ class ConvolutionLayer(BaseConvolutionLayer):
             self._saved = [SavedColumns() for _ in range(count)]
         return self._saved
 
+    def _small_forward(self, x_blob):
+        """The SmallConvForward for this input, or None (it applies to
+        N, C, *spatial NumPy inputs whose convolution is small)."""
+        shape, small = self._small
+        if shape != x_blob.shape:
+            small = None
+            if (self.xp is np and self.channel_axis == 1
+                    and self.num_spatial_axes == x_blob.num_axes - 2):
+                small = SmallConvForward.build(
+                    x_blob.shape, self.blobs[0].shape, self.dtype,
+                    self.stride, self.pad, self.dilation, self.group)
+            self._small = (x_blob.shape, small)
+        return small
+
     def forward(self, bottom, top):
-        w = self._filters(self.blobs[0].data)
         b = self.blobs[1].data if self.bias_term else None
         saved = self._saved_columns(len(bottom))
+        if saved is None:
+            small = self._small_forward(bottom[0])
+            if small is not None and (
+                    top[0] is not bottom[0] if len(bottom) == 1 else not any(
+                        y is x for x, y in zip(bottom, top))):
+                w = self.blobs[0].data
+                for x_blob, y_blob in zip(bottom, top):
+                    small.forward(x_blob.data, w, b, y_blob.data)
+                return
+        w = self._filters(self.blobs[0].data)
         for i, (x_blob, y_blob) in enumerate(zip(bottom, top)):
             x = self._as_nc(x_blob.data)
             if y_blob is x_blob:
@@ -71,7 +100,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
                 conv_forward(x, w, b, **self._geometry(),
                              out=self._as_nc(y_blob.data),
                              save=None if saved is None else saved[i],
-                             winograd=self._transforms()[0])
+                             winograd=self._transforms()[0],
+                             workspace=self.workspace_limit)
 
     def backward(self, top, propagate_down, bottom):
         w = self._filters(self.blobs[0].data)

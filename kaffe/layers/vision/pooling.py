@@ -1,9 +1,12 @@
 """Pooling: MAX, AVE or STOCHASTIC over windows of each channel."""
+import numpy as np
+
 from ...core.backend import array_module
 from ...core.random import rng
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...ops.geometry import PoolGeometry
+from ...ops.pool_small import SmallMaxPool
 from ...ops.pooling import (ave_pool_backward, ave_pool_forward,
                             max_pool_backward, max_pool_forward)
 from ...ops.stochastic_pool import (stochastic_pool_test,
@@ -43,6 +46,9 @@ class PoolingLayer(Layer):
     exact_num_bottom_blobs = 1
     min_top_blobs = 1
     max_top_blobs = 2
+    # (input shape and geometry, its SmallMaxPool or None): small inputs'
+    # mask-free MAX pooling with its Python work done once (issue 12).
+    _small = (None, None)
 
     def setup(self, bottom, top):
         p = self.layer_param.pooling_param
@@ -173,10 +179,28 @@ class PoolingLayer(Layer):
                                      self.out_hw)
         top[0].data[...] = y
 
+    def _small_max_pool(self, x_blob):
+        """The SmallMaxPool for this input and geometry, or None."""
+        key = (x_blob.shape, self.kernel_shape, self.stride, self.pad,
+               self.out_hw)
+        if self._small[0] != key:
+            small = None
+            if self.xp is np:
+                small = SmallMaxPool.build(x_blob.shape, x_blob.dtype,
+                                           *key[1:])
+            self._small = (key, small)
+        return self._small[1]
+
     def _max_forward(self, bottom, top):
         # The argmax mask is for backward and top[1]: finding it costs 2–3×
         # the pooling itself, so skip it when neither will read it.
         want_mask = self.needs_backward or len(top) > 1
+        if not want_mask and top[0] is not bottom[0]:
+            small = self._small_max_pool(bottom[0])
+            if small is not None:
+                small.forward(bottom[0].data, top[0].data)
+                self.mask = None
+                return
         geometry = (self.kernel_shape, self.stride, self.pad, self.out_hw)
         if top[0] is bottom[0]:  # the ops' out may not overlap the input
             y, self.mask = max_pool_forward(bottom[0].data, *geometry,
