@@ -524,12 +524,12 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
                                 parallel=parallel_for, blas=blas_for)
+    plan.set_blas_threads()
     if plan.rowconv("forward"):
         if save is not None:
             save.clear()
         return rowconv_forward(x, w, b, plan.stride, plan.pad, plan.dilation,
                                group, out=y)
-    plan.set_blas_threads()
     kept = save.keep(plan, x) if save is not None else None
     bands = (plan.bands(workspace) if kept is None and workspace is not None
              else None)
