@@ -308,20 +308,32 @@ def max_pool_backward(dy, mask, x_shape, out=None):
                          f"differs from dy shape {tuple(dy.shape)}")
     x_shape = tuple(x_shape)
     dx = _output(xp, out, x_shape, dy.dtype, "max_pool_backward")
-    dx[...] = 0
     planes = x_shape[0] * x_shape[1]
-    plane_start = (xp.arange(planes, dtype=xp.int64)[:, None]
-                   * (x_shape[2] * x_shape[3]))
+    flat_dx = dx.reshape(planes, -1)
     flat_mask = mask.reshape(planes, -1)
-    # A window without a maximum (mask −1) adds +0 to the cell before its
-    # plane (index −1, the last one, for the first plane): no effect, as a
-    # sum that starts at +0 is never −0, and no compaction.
-    targets = flat_mask + plane_start
-    values = dy.reshape(planes, -1)
-    if flat_mask.size and int(flat_mask.min()) < 0:  # rare: only then mask
-        values = xp.where(flat_mask >= 0, values, 0)
-    # ufunc.at adds repeated targets one by one, in output order, as Caffe.
-    xp.add.at(dx.reshape(-1), targets.reshape(-1), values.reshape(-1))
+    flat_dy = dy.reshape(planes, -1)
+    masked = bool(flat_mask.size) and int(flat_mask.min()) < 0
+    # By chunks of planes of about _CHUNK_BYTES, each zeroed just before
+    # its gradients are added, so that it is still in the cache for them
+    # (CIFAR-10 quick's pool1 in its training step: 6.5 → 5.4 ms).
+    step = _planes_per_chunk(dx.reshape(planes, -1))
+    plane_start = (xp.arange(min(step, planes), dtype=xp.int64)[:, None]
+                   * flat_dx.shape[1])
+    for first in range(0, planes, step):
+        chunk_dx = flat_dx[first:first + step]
+        chunk_mask = flat_mask[first:first + step]
+        chunk_dx[...] = 0
+        # A window without a maximum (mask −1) adds +0 to the cell before
+        # its plane (index −1, the chunk's last one, for its first plane):
+        # no effect, as a sum that starts at +0 is never −0.
+        targets = chunk_mask + plane_start[:len(chunk_mask)]
+        values = flat_dy[first:first + step]
+        if masked:  # rare: only then mask
+            values = xp.where(chunk_mask >= 0, values, 0)
+        # ufunc.at adds repeated targets one by one, in output order, as
+        # Caffe.
+        xp.add.at(chunk_dx.reshape(-1), targets.reshape(-1),
+                  values.reshape(-1))
     return dx
 
 
