@@ -413,3 +413,21 @@ def test_max_pool_backward_by_chunks_of_planes(monkeypatch, chunk_planes):
     dx = np.full(x.shape, np.nan, np.float32)
     assert max_pool_backward(dy, mask, x.shape, out=dx) is dx
     same_bits(dx, naive_max_backward(dy, mask, x.shape))
+
+
+@pytest.mark.parametrize("chunk_planes", [1, 4])
+def test_ave_pool_by_chunks_of_planes(monkeypatch, chunk_planes):
+    # 10 planes of 9×9 float32, padded and CEIL-overhanging windows: chunks
+    # of 1 plane, or of 4, 4 and 2, equal Caffe's loops bit for bit.
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_planes * 9 * 9 * 4)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 5, 9, 9)).astype(np.float32)
+    geometry = ((3, 3), (2, 2), (1, 1))
+    size = output_hw(x.shape, 3, 2, 1, "CEIL")
+    y = ave_pool_forward(x, 3, 2, 1, size)
+    np.testing.assert_array_equal(y, naive_ave_pool(x, *geometry, size))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = np.full(x.shape, np.nan, np.float32)
+    assert ave_pool_backward(dy, x.shape, 3, 2, 1, out=dx) is dx
+    np.testing.assert_array_equal(dx, naive_ave_backward(dy, x.shape,
+                                                         *geometry))
