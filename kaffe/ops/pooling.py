@@ -382,9 +382,9 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
     offsets = list(_offsets(in_hw, out_hw, kernel, stride, pad))
     sizes = _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw, x.dtype)
     # By chunks of planes of about _CHUNK_BYTES: the kh·kw strided reads
-    # then find the chunk in the cache (CIFAR-10 quick's pool2 and pool3 in
-    # its training step, forward: 2.7 → 2.5 and 1.9 → 1.9 ms; backward 3.3 →
-    # 3.1 and 2.3 → 2.2).
+    # then find the chunk in the cache (CIFAR-10 quick's pool2 and pool3,
+    # from a flushed cache, forward: 2.7 → 2.5 and 1.9 → 1.9 ms; backward
+    # 3.3 → 3.1 and 2.3 → 2.2).
     planes_x = x.reshape((-1,) + tuple(in_hw))
     planes_y = y.reshape((-1,) + tuple(out_hw))
     step = _planes_per_chunk(planes_x)
