@@ -28,6 +28,9 @@ weights plus the peak of a forward with ``net.release_intermediates`` on
 (each intermediate blob freed after its last reader), next to the issue's
 bound (weights + the two largest activations × 1.5).
 
+``--fold``: also time the opt-in ``kaffe.fold_batchnorm(net)`` (BatchNorm
+and Scale folded into the layer before, as OpenCV's importer always does;
+float32 results change by rounding), each against OpenCV again.
 ``--quick``: batch 1, all cores, one round of 3. ``--cpu-clock``: one
 thread, timed by the process's CPU time instead of the wall clock, which
 is far steadier on a machine other processes load (what a loaded core
@@ -54,6 +57,7 @@ sys.path.insert(0, ROOT)
 
 import kaffe  # noqa: E402
 from kaffe import threads  # noqa: E402
+import kaffe.fold  # noqa: E402
 
 NETS_DIR = os.path.join(ROOT, "benchmarks", "nets")
 SHARED = os.path.join(ROOT, "..", "shared", "models")
@@ -192,6 +196,13 @@ def run_suite(args, cv2, folder, label):
                 diff = float(np.abs(ours.ravel() - theirs.ravel()).max()
                              / scale)
             mem = memory(net)
+            folded = None
+            if args.fold and kaffe.fold.foldable_chains(net):
+                folded = kaffe.fold_batchnorm(net)
+                folded.blobs[data].data[...] = x
+                f_out = folded.forward()[out_name]
+                f_diff = float(np.abs(f_out - ours).max()
+                               / max(1e-12, float(np.abs(ours).max())))
             for count in args.thread_list:
                 set_threads(count, cv2)
                 k_ms, c_ms = time_pair(net.forward, cv_net.forward,
@@ -208,6 +219,15 @@ def run_suite(args, cv2, folder, label):
                       f"forward peak {mem[2]:.1f}, lean {mem[4]:.1f} "
                       f"(bound {mem[3]:.1f})",
                       flush=True)
+                if folded is not None:
+                    f_ms, c2_ms = time_pair(folded.forward, cv_net.forward,
+                                            args.repeat, args.rounds,
+                                            args.clock)
+                    row.update(folded_ms=f_ms, folded_ratio=f_ms / c2_ms)
+                    print(f"{'':15s} folded | kaffe {f_ms:9.2f} ms | OpenCV "
+                          f"{c2_ms:9.2f} ms | ratio {f_ms / c2_ms:5.2f} | "
+                          f"max|Δ| to unfolded / scale {f_diff:.1e}",
+                          flush=True)
         del net, cv_net
     return rows, notes
 
@@ -225,6 +245,11 @@ def summary(rows, notes):
         print(f"batch {batch:<2d} t{count}       {len(sel):3d}  "
               f"{geo:8.2f}              {worst['ratio']:.2f} "
               f"({worst['net']})")
+        if any("folded_ratio" in r for r in sel):
+            geo = math.exp(statistics.fmean(
+                math.log(r.get("folded_ratio", r["ratio"])) for r in sel))
+            print(f"  with --fold (opt-in, folded where possible)    "
+                  f"{geo:8.2f}")
 
 
 def load_average():
@@ -279,6 +304,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--busy", action="store_true")
+    parser.add_argument("--fold", action="store_true",
+                        help="also time kaffe.fold_batchnorm(net), the "
+                             "opt-in BatchNorm/Scale folding (changes "
+                             "float32 rounding)")
     parser.add_argument("--nets", default="")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", default="1,all")

@@ -45,6 +45,7 @@ from .net_spec import NetSpec, layers, params, to_proto
 from . import io
 from .classifier import Classifier
 from .detector import Detector
+from .fold import fold_batchnorm
 
 __version__ = "0.1.0"
 

@@ -22,9 +22,13 @@ with one CPU-bound neighbour on a 2-core machine (issue 12). So:
   just before kaffe calls it: one thread below ``SMALL_GEMM_FLOPS``, else
   :func:`usable_threads`. It goes through threadpoolctl (an optional
   dependency, the ``perf`` extra); without it BLAS keeps its own setting.
-* :func:`parallel_for` runs independent tasks (Winograd's 36 GEMMs,
-  chunks of an elementwise layer) on :func:`usable_threads` threads, BLAS on
-  one thread meanwhile so the two never oversubscribe the cores. Tasks are
+* :func:`parallel_for` runs independent tasks (Winograd's chunks or its 36
+  GEMMs when they are too small for BLAS's threads, depthwise blocks) on
+  :func:`usable_threads` threads, BLAS on one thread meanwhile so the two
+  never oversubscribe the cores. Everything else — im2col, elementwise
+  layers — stays on one thread: kaffe's tasks measured slower than BLAS's
+  own threads there (docs/performance.md, "Why the second core is BLAS's
+  alone"). Tasks are
   handed out one at a time from a shared counter, so a thread slowed by a
   neighbour simply takes fewer; idle workers block on a condition variable
   and never spin.
@@ -35,7 +39,7 @@ import time
 from .optional import available
 
 __all__ = ["set_num_threads", "get_num_threads", "usable_threads",
-           "blas_for", "parallel_for", "parallel_chunks", "blas_available",
+           "blas_for", "parallel_for", "blas_available",
            "ENV", "SMALL_GEMM_FLOPS", "SAMPLE_SECONDS"]
 
 ENV = "KAFFE_NUM_THREADS"
@@ -315,17 +319,3 @@ def parallel_for(fn, count):
             _inside.active = False
             if previous is not None:
                 _set_blas(previous)
-
-
-def parallel_chunks(fn, size, min_chunk=1 << 16):
-    """Split range(size) into pieces of at least ``min_chunk`` and run
-    ``fn(start, stop)`` on each with :func:`parallel_for` (one piece, on
-    the caller's thread, when the work is small or one thread is usable).
-    """
-    threads = usable_threads()
-    pieces = min(size // max(1, min_chunk), 4 * threads)
-    if threads <= 1 or pieces <= 1:
-        fn(0, size)
-        return
-    bounds = [size * i // pieces for i in range(pieces + 1)]
-    parallel_for(lambda i: fn(bounds[i], bounds[i + 1]), pieces)

@@ -90,11 +90,3 @@ def test_parallel_for_raises_a_task_error():
     with pytest.raises(RuntimeError, match="task 7"):
         threads.parallel_for(task, 20)
     threads.parallel_for(lambda i: None, 5)     # the pool still works
-
-
-def test_parallel_chunks_cover_the_range():
-    threads.set_num_threads(2, adaptive=False)
-    out = np.zeros(1000)
-    threads.parallel_chunks(lambda a, b: out.__setitem__(slice(a, b), 1),
-                            1000, min_chunk=10)
-    assert out.sum() == 1000

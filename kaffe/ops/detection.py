@@ -182,8 +182,19 @@ def nms_fast(boxes, sizes, scores, score_threshold, nms_threshold, eta,
                 threshold = F32(threshold * eta)
         return order[kept].tolist()
     # A fixed threshold: each kept box suppresses the later candidates it
-    # overlaps by more than the threshold (the same test, box by box).
+    # overlaps by more than the threshold (the same test, box by box). Up
+    # to _NMS_MATRIX_MAX candidates every overlap is computed at once (the
+    # same float32 operations per pair, so the same bits; res10's
+    # DetectionOutput on faces.jpg 2.45 → 2.2 ms), then only the greedy
+    # pass loops.
     suppressed = np.zeros(order.size, dtype=bool)
+    if order.size <= _NMS_MATRIX_MAX:
+        over = _overlap_matrix(boxes, sizes) > threshold
+        for i in range(order.size):
+            if not suppressed[i]:
+                kept.append(i)
+                suppressed[i + 1:] |= over[i, i + 1:]
+        return order[kept].tolist()
     for i in range(order.size):
         if suppressed[i]:
             continue
@@ -191,6 +202,26 @@ def nms_fast(boxes, sizes, scores, score_threshold, nms_threshold, eta,
         suppressed[i + 1:] |= jaccard_overlap(
             boxes[i], sizes[i], boxes[i + 1:], sizes[i + 1:]) > threshold
     return order[kept].tolist()
+
+
+# NMS computes the whole overlap matrix up to this many candidates (a
+# float32 matrix of 4 MiB), box by box beyond.
+_NMS_MATRIX_MAX = 1024
+
+
+def _overlap_matrix(boxes, sizes):
+    """jaccard_overlap of every box (rows) with every box (columns)."""
+    x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
+    apart = ((x1[None, :] > x2[:, None]) | (x2[None, :] < x1[:, None])
+             | (y1[None, :] > y2[:, None]) | (y2[None, :] < y1[:, None]))
+    iw = (np.minimum(x2[None, :], x2[:, None])
+          - np.maximum(x1[None, :], x1[:, None]))
+    ih = (np.minimum(y2[None, :], y2[:, None])
+          - np.maximum(y1[None, :], y1[:, None]))
+    inter = iw * ih
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / ((sizes[:, None] + sizes[None, :]) - inter)
+    return np.where(~apart & (iw > 0) & (ih > 0), iou, F32(0))
 
 
 def detection_output(loc, conf, priors, *, num_classes, share_location,
