@@ -19,15 +19,17 @@ BLAS takes as it is. So
 
 with W_i = w[:, :, i, :] as an (M/group) × (C/group·kw) matrix per group:
 kh GEMMs, each as wide as im2col's one GEMM and kw·C/group deep, made by
-one batched ``matmul`` over a strided view of U, and summed. The result,
-laid out (M, Ho, nb, Wo), is transposed into the caller's (N, M, Ho, Wo)
-while the bias is added.
+one batched ``matmul`` over a strided view of U, and summed. They are
+computed transposed, U_iᵀ · W_iᵀ, positions by M/group (OpenBLAS is
+faster with the small dimension last), and the sum, laid out
+(Ho, nb, Wo, M), is transposed into the caller's (N, M, Ho, Wo) while the
+bias is added.
 
 * Backward-data is the same computation applied to dy, padded by
   dilation·(k − 1) − pad, with the filters flipped along both kernel axes
   and input and output channels exchanged (stride 1 along both axes).
-* Backward-weights: with dy of a chunk laid out (M, Ho, nb, Wo),
-  dW_i = dy · U_iᵀ for each kernel row i, one batched ``matmul``; the
+* Backward-weights: with dy of a chunk laid out (Ho, nb, Wo, M),
+  dW_iᵀ = U_i · dyᵀ for each kernel row i, one batched ``matmul``; the
   chunks' products are summed and added to ``dw`` (Caffe's parameter
   diffs accumulate).
 
@@ -41,7 +43,6 @@ AlexNet: see docs/performance.md). The functions work over a range of
 images ``[n0, n1)`` of the batch, chunk by chunk, so that ranges can run
 on separate threads, each with its own :class:`RowConvWorkspace`.
 """
-import math
 import threading
 
 import numpy as np
@@ -49,7 +50,8 @@ import numpy as np
 from ..backend import array_module
 
 __all__ = ["rowconv_applies", "rowconv_forward", "rowconv_backward_data",
-           "rowconv_backward_weights", "RowGeometry", "RowConvWorkspace"]
+           "rowconv_backward_weights", "add_weight_rows", "flipped_filters",
+           "RowGeometry", "RowConvWorkspace"]
 
 # A chunk holds as many images as fit their unfolded input U in this many
 # elements (1 MiB of float32: it and the chunk's output stay in a 2 MB L2
