@@ -257,3 +257,14 @@ def test_workspace_keeps_zero_borders_apart_between_geometries():
                             workspace=workspace),
             naive_conv(x, w, None, (1, 1), (pad, 1), (1, 1), 1),
             rtol=1e-12, atol=1e-12)
+
+
+def test_out_is_checked():
+    x, w, b, stride, pad, dilation, group = random_case(CASES[0])
+    y = rowconv_forward(x, w, b, stride, pad, dilation, group)
+    for bad in (np.empty(y.shape[::-1]).T, np.empty(y.shape, np.float32),
+                np.empty(y.shape[:-1] + (y.shape[-1] + 1,))):
+        with pytest.raises(ValueError, match="out must be"):
+            rowconv_forward(x, w, b, stride, pad, dilation, group, out=bad)
+    with pytest.raises(ValueError, match="not x's shape"):
+        rowconv_backward_data(y, w, (3, 4, 7, 7), pad, dilation, group)
