@@ -26,9 +26,11 @@ Both backward passes have the same closed form, with ratio = dy · y / scale:
 Arrays are (N, C, H, W). The forward functions also return ``scale``, which
 the backward ones take (Caffe keeps it in its ``scale_`` blob). Results
 agree with Caffe's to rounding: Caffe slides a running sum over the
-channels, here every window is summed afresh (n − 1 shifted adds per axis).
+channels, here every window is summed afresh (n − 1 shifted adds per axis;
+the ACROSS forward adds sums of adjacent pairs, :mod:`kaffe.ops.lrn_forward`).
 """
 from ..backend import array_module
+from .lrn_forward import lrn_across_forward
 
 
 def _check(x, local_size):
@@ -86,11 +88,18 @@ def _forward(x, local_size, region, alpha, beta, k, out=None, scale=None,
 
     ``out``, ``scale``, ``power``: buffers of x's shape for y, scale and
     scale^−β (none overlapping x or each other); each absent one is
-    allocated. The same operations in the same order either way."""
+    allocated. The same operations in the same order either way (ACROSS
+    goes by blocks of channels, :mod:`kaffe.ops.lrn_forward`)."""
     xp = array_module(x)
     _check(x, local_size)
     if power is None:
         power = xp.empty_like(x)
+    if region == "ACROSS":
+        # By blocks of channels that stay in the cache (lrn_forward.py).
+        buffers = [xp.empty_like(x) if a is None else a for a in (out, scale)]
+        if all(a.flags.c_contiguous for a in [x, power] + buffers):
+            return lrn_across_forward(x, local_size, alpha, beta, k,
+                                      *buffers, power)
     squares = xp.multiply(x, x, out=power)     # power is scratch until below
     work = out if out is not None and region != "ACROSS" else None
     scale, cells = _region_sum(squares, local_size, region, out=scale,

@@ -25,13 +25,16 @@ coarse levels, a huge kernel_size from a file), over the windows, each one
 reduced in Caffe's scan order, so the loop never runs kernel_h · kernel_w
 times for a handful of outputs.
 With NumPy, sums and gradient accumulations happen in Caffe's order, so the
-results equal its CPU code's to the bit.
+results equal its CPU code's to the bit. Inference's mask-free MAX (for the
+geometries of the classic nets) and global AVE pooling run the faster
+kernels of :mod:`kaffe.ops.pool_forward`, with the same bits.
 """
 import numbers
 
 import numpy as np
 
 from ..backend import array_module
+from . import pool_forward
 from .geometry import ROUND_MODES, pooled_size
 
 # Caffe starts MAX outputs at -FLT_MAX (the float32 bound, for doubles too).
@@ -190,7 +193,15 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
     y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "max_pool_forward")
+    if not mask and not _few_windows(kernel, out_hw) and pool_forward.fits(
+            in_hw, kernel, stride, pad, out_hw):
+        pool_forward.max_pool_planes(x.reshape((-1,) + in_hw),
+                                     y.reshape((-1,) + out_hw), kernel,
+                                     stride, pad)
+        return y, None
     y[...] = _MAX_INIT
+    if not x.size:  # an empty batch
+        return y, xp.zeros(y.shape, dtype=xp.int32) if mask else None
     if _few_windows(kernel, out_hw):
         return y, _max_pool_windows(xp, x, y, in_hw, out_hw, kernel, stride,
                                     pad, mask)
@@ -367,6 +378,11 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
     y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "ave_pool_forward")
+    if (xp is np and kernel == in_hw and out_hw == (1, 1)
+            and pad == (0, 0)):  # global pooling
+        pool_forward.ave_pool_global(x.reshape((-1,) + in_hw),
+                                     y.reshape(-1))
+        return y
     y[...] = 0
     if _few_windows(kernel, out_hw):
         planes = x.shape[0] * x.shape[1]
