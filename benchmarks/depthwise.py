@@ -1,6 +1,7 @@
 """Depthwise convolution: kaffe.ops.depthwise against kaffe's general
-grouped convolution (kaffe.ops.conv, im2col + GEMM per group), PyTorch and
-OpenCV, measured in the same run.
+grouped convolution (kaffe.ops.conv's im2col + GEMM per group, with its
+depthwise path switched off for the comparison), PyTorch and OpenCV,
+measured in the same run.
 
 Run ``python benchmarks/depthwise.py [--repeat R]``. For the 3×3 depthwise
 layers of MobileNet (224×224 input) at batch 1 it prints the forward time of
@@ -21,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
 
-from kaffe.ops.conv import conv_backward, conv_forward  # noqa: E402
+from kaffe.ops import conv as conv_ops  # noqa: E402
 from kaffe.ops.depthwise import (depthwise_backward,  # noqa: E402
                                  depthwise_forward)
 
@@ -29,6 +30,22 @@ from kaffe.ops.depthwise import (depthwise_backward,  # noqa: E402
 LAYERS = [(32, 112, 1), (64, 112, 2), (128, 56, 1), (128, 56, 2),
           (256, 28, 1), (256, 28, 2), (512, 14, 1), (512, 14, 2),
           (1024, 7, 1)]
+
+
+def generic(fn):
+    """``fn`` of kaffe.ops.conv with its depthwise path switched off."""
+    def run(*args, **kwargs):
+        original = conv_ops.depthwise_applies
+        conv_ops.depthwise_applies = lambda *a: False
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            conv_ops.depthwise_applies = original
+    return run
+
+
+conv_forward = generic(conv_ops.conv_forward)
+conv_backward = generic(conv_ops.conv_backward)
 
 
 def median_seconds(fn, repeat, warmup=2):

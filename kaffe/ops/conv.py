@@ -40,7 +40,7 @@ import numpy as np
 
 from ..backend import array_module
 from ..memory import check_bytes
-from kaffe.ops.depthwise import depthwise_backward
+from kaffe.ops.depthwise import depthwise_backward, depthwise_forward
 from kaffe.ops.im2col import (conv_output_size, fold_into, per_axis,
                               unfold_into, window_geometry)
 from kaffe.ops.rowconv import (add_weight_rows, rowconv_applies,
@@ -77,11 +77,13 @@ _ROWS_MIN_POSITIONS_PER_FILTER = 8
 # float32), else image by image.
 _DW_BATCHED_MAX_ELEMENTS = 1 << 18
 # Depthwise convolutions (one channel per group) take kaffe.ops.depthwise's
-# per-tap loops for backward when dy has at most this many elements; else,
-# and always forward, the batched GEMM below is as fast or faster (CPU ms,
-# backward depthwise / generic: MobileNet's 32-channel 112×112 layer 7.0 /
-# 9.2, 384 channels on 14×14 at batch 8 10.9 / 17.6, but 192 channels on
-# 28×28 at batch 8 22 / 13; forward 2.3 / 2.2, 4.0 / 2.5, 13 / 5.4).
+# blocked forward always (MobileNet's 3×3 layers, one thread, CPU time:
+# 1.8-9× faster than the batched GEMM below per layer, 2.1-2.6× over all
+# of them at batch 8 and 1; docs/performance.md), and its per-tap loops
+# for backward when dy has at most this many elements; else the batched
+# GEMM is faster (CPU ms, backward depthwise / generic: MobileNet's
+# 32-channel 112×112 layer 7.0 / 9.2, 384 channels on 14×14 at batch 8
+# 10.9 / 17.6, but 192 channels on 28×28 at batch 8 22 / 13).
 _DEPTHWISE_BACKWARD_MAX_ELEMENTS = 1 << 19
 # Plans (geometry, layout, chunking) are cached per thread for this many
 # distinct calls, with their scratch buffers up to _KEEP_BUFFER_BYTES each:
@@ -499,9 +501,9 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
             same products, a little slower with narrower GEMMs).
 
     Float32 3×3 stride-1 convolutions with enough channels take Winograd
-    F(4,3) (:mod:`kaffe.ops.winograd`, no columns kept); the rest im2col +
-    GEMM. (Depthwise ones take :mod:`kaffe.ops.depthwise` for backward
-    where that pays.)
+    F(4,3) (:mod:`kaffe.ops.winograd`, no columns kept), 2-D depthwise ones
+    (one channel per group) :mod:`kaffe.ops.depthwise` (no columns kept;
+    also for backward where that pays); the rest im2col + GEMM.
 
     Returns:
         The (N, M, *out) result, ``out`` if given, else a new array;
@@ -524,6 +526,13 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
                                 parallel=parallel_for, blas=blas_for)
+    if plan.depthwise and x.dtype == w.dtype == plan.dtype:
+        if save is not None:
+            save.clear()
+        # (One thread: its blocks handed to kaffe's tasks measured slower,
+        # as for the elementwise layers; docs/performance.md.)
+        return depthwise_forward(x, w, b, plan.stride, plan.pad,
+                                 plan.dilation, out=y)
     plan.set_blas_threads()
     if plan.rowconv("forward"):
         if save is not None:

@@ -52,3 +52,29 @@ def test_which_convolutions_are_depthwise():
     assert not depthwise_applies((1, 8, 5, 5), (8, 2, 3, 3), 4)
     assert not depthwise_applies((1, 1, 5, 5), (1, 1, 3, 3), 1)
     assert not depthwise_applies((1, 8, 5), (8, 1, 3), 8)   # 1-D: generic
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_on_kaffes_tasks_match_one_thread(dtype):
+    """The depthwise kernel's blocks run on kaffe.threads.parallel_for when
+    asked (Convolution does not: one thread measured faster): the same
+    values as one thread, and as the grouped GEMM."""
+    from kaffe import threads
+    from kaffe.ops.depthwise import depthwise_forward
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 40, 60, 60)).astype(dtype)
+    w = rng.standard_normal((40, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    geometry = ((2, 2), (1, 1), (1, 1))
+    one = depthwise_forward(x, w, b, *geometry)
+    try:
+        threads.set_num_threads(2, adaptive=False)
+        several = depthwise_forward(x, w, b, *geometry,
+                                    parallel=threads.parallel_for,
+                                    min_blocks=4)
+    finally:
+        threads.set_num_threads()
+    np.testing.assert_array_equal(several, one)
+    np.testing.assert_allclose(
+        one, _generic(conv.conv_forward, x, w, b, 2, 1, 1, 40),
+        rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

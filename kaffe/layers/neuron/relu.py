@@ -18,7 +18,7 @@ class ReLULayer(NeuronLayer):
         xp = array_module(x)
         slope = self.layer_param.relu_param.negative_slope
         if slope == 0:
-            xp.maximum(x, 0, out=y)
+            _max0(xp, x, y)
         else:
             xp.multiply(x, _factors(x, slope), out=y)
 
@@ -36,6 +36,22 @@ class ReLULayer(NeuronLayer):
             xp.multiply(dy, x > 0, out=dx)
         else:
             xp.multiply(dy, _factors(x, slope), out=dx)
+
+
+# From this many elements on, max(x, 0) is computed as clip(x, 0, +inf):
+# the same value for every x (NaN stays NaN), but NumPy's clip between two
+# scalars runs a vector loop that its maximum against one scalar lacks
+# (MobileNet's 32 × 112² map, one thread: 72 → 45 µs; 192 × 28²: 27 → 16
+# µs); below it the plain call is cheaper.
+_CLIP_MIN_SIZE = 1 << 14
+
+
+def _max0(xp, x, y):
+    """y = max(x, 0)."""
+    if x.size >= _CLIP_MIN_SIZE:
+        xp.clip(x, x.dtype.type(0), x.dtype.type("inf"), out=y)
+    else:
+        xp.maximum(x, 0, out=y)
 
 
 def _factors(x, slope):

@@ -1,10 +1,13 @@
 """BatchNorm: normalise each channel by batch or running statistics."""
 import logging
 
+import numpy as np
+
 from ...core.backend import array_module
 from ...core.layer import Layer
 from ...core.registry import register_layer
 from ...ops.normalization import centered_moments, normalize_backward
+from ...ops.ufunc_buffer import rows_unbuffered
 from ...proto import caffe_pb2
 
 log = logging.getLogger("kaffe")
@@ -129,12 +132,18 @@ class BatchNormLayer(Layer):
         xp = array_module(x)
         if self.use_global_stats:
             mean, var = self._global_stats(xp)
-            xp.subtract(x, mean, out=y)
+            self.std = xp.sqrt(var + self.dtype.type(self.eps))
+            # (The buffer size changes speed, never results: the
+            # reductions of the batch statistics run outside it.)
+            with rows_unbuffered(x.shape[2]):
+                xp.subtract(x, mean, out=y)
+                xp.divide(y, self.std, out=y)
         else:
             _, mean, var = centered_moments(x, _AXES, out=y)
             self._update_running_stats(mean, var, x.size // self.channels)
-        self.std = xp.sqrt(var + self.dtype.type(self.eps))
-        xp.divide(y, self.std, out=y)
+            self.std = xp.sqrt(var + self.dtype.type(self.eps))
+            with rows_unbuffered(x.shape[2]):
+                xp.divide(y, self.std, out=y)
         # Only the batch-statistics backward reads the normalised output,
         # and later in-place layers overwrite the top: keep a copy of it,
         # and only if backward can run.
@@ -145,7 +154,11 @@ class BatchNormLayer(Layer):
         """(mean, var), (1, C, 1): the running sums times 1/s (0 if s = 0)."""
         c = self.channels
         s = self.blobs[2].data.reshape(-1)[:1]
-        inverse = xp.where(s == 0, 0, 1 / xp.where(s == 0, 1, s))
+        if xp is np:    # the same float32 arithmetic on a scalar: faster
+            s = s[0]
+            inverse = s.dtype.type(0) if s == 0 else s.dtype.type(1) / s
+        else:           # (a device array: no host round trip)
+            inverse = xp.where(s == 0, 0, 1 / xp.where(s == 0, 1, s))
         mean = self.blobs[0].data.reshape(-1)[:c] * inverse
         var = self.blobs[1].data.reshape(-1)[:c] * inverse
         return mean.reshape(1, c, 1), var.reshape(1, c, 1)

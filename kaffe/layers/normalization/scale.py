@@ -6,6 +6,7 @@ from ...core.blob import Blob
 from ...core.filler import fill
 from ...core.layer import Layer
 from ...core.registry import register_layer
+from ...ops.ufunc_buffer import rows_unbuffered
 from ...proto import caffe_pb2
 from .bias import broadcast_dims, learned_shape
 
@@ -105,12 +106,16 @@ class ScaleLayer(Layer):
         self.saved_input = (x.copy() if top[0] is bottom[0]
                             and self._scale_gradient_may_run(bottom) else None)
         s = self._scale(bottom).data.reshape(1, dim, 1)
-        xp.multiply(x, s, out=y)
+        rows = inner
         if self.bias_index is not None:
-            outer, dim, inner = self.bias_dims
-            b = self.blobs[self.bias_index].data.reshape(1, dim, 1)
-            y = top[0].data.reshape(outer, dim, inner)
-            y += b
+            rows = min(rows, self.bias_dims[2])
+        with rows_unbuffered(rows):
+            xp.multiply(x, s, out=y)
+            if self.bias_index is not None:
+                outer, dim, inner = self.bias_dims
+                b = self.blobs[self.bias_index].data.reshape(1, dim, 1)
+                y = top[0].data.reshape(outer, dim, inner)
+                y += b
 
     def _scale_gradient_may_run(self, bottom):
         """Whether backward may compute the gradient of s (which reads the

@@ -140,7 +140,8 @@ class ConvolutionDepthwiseLayer(Layer):
     def forward(self, bottom, top):
         b = self.blobs[1].data if self.bias_term else None
         depthwise_forward(bottom[0].data, self.blobs[0].data, b, self.stride,
-                          self.pad, self.dilation, out=top[0].data)
+                          self.pad, self.dilation, out=top[0].data,
+                          fork_order=True)
 
     def backward(self, top, propagate_down, bottom):
         _backward(self, top, propagate_down, bottom)

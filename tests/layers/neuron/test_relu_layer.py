@@ -80,3 +80,19 @@ def test_takes_one_bottom():
     with pytest.raises(KaffeConfigError) as info:
         layer.SetUp(blobs_from([np.zeros(2), np.zeros(2)]), empty_blobs(1))
     check_layer_error(info, "bottom", "'2 bottom blob(s)'", layer="relu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_inputs_take_the_same_values(dtype):
+    """From _CLIP_MIN_SIZE elements on the forward runs as clip(x, 0, inf):
+    the same max(x, 0) for every value, NaN and infinities included, in
+    place or not."""
+    values = np.array([np.nan, -np.inf, -2.5, -0.0, 0.0, 1e-40, 3.0,
+                       np.inf], dtype=dtype)
+    x = np.resize(values, (4, 5, 30, 30))
+    expected = np.maximum(x, 0)
+    _, _, top = setup_layer(relu_text(), [x], dtype=dtype)
+    np.testing.assert_array_equal(top[0].data, expected)
+    layer, bottom, top = setup_in_place(relu_text(), [x], dtype=dtype)
+    layer.Forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data, expected)
