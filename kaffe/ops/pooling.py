@@ -319,20 +319,32 @@ def max_pool_backward(dy, mask, x_shape, out=None):
                          f"differs from dy shape {tuple(dy.shape)}")
     x_shape = tuple(x_shape)
     dx = _output(xp, out, x_shape, dy.dtype, "max_pool_backward")
-    dx[...] = 0
     planes = x_shape[0] * x_shape[1]
-    plane_start = (xp.arange(planes, dtype=xp.int64)[:, None]
-                   * (x_shape[2] * x_shape[3]))
+    flat_dx = dx.reshape(planes, -1)
     flat_mask = mask.reshape(planes, -1)
-    # A window without a maximum (mask −1) adds +0 to the cell before its
-    # plane (index −1, the last one, for the first plane): no effect, as a
-    # sum that starts at +0 is never −0, and no compaction.
-    targets = flat_mask + plane_start
-    values = dy.reshape(planes, -1)
-    if flat_mask.size and int(flat_mask.min()) < 0:  # rare: only then mask
-        values = xp.where(flat_mask >= 0, values, 0)
-    # ufunc.at adds repeated targets one by one, in output order, as Caffe.
-    xp.add.at(dx.reshape(-1), targets.reshape(-1), values.reshape(-1))
+    flat_dy = dy.reshape(planes, -1)
+    masked = bool(flat_mask.size) and int(flat_mask.min()) < 0
+    # By chunks of planes of about _CHUNK_BYTES, each zeroed just before
+    # its gradients are added, so that it is still in the cache for them
+    # (CIFAR-10 quick's pool1 in its training step: 6.5 → 5.4 ms).
+    step = _planes_per_chunk(dx.reshape(planes, -1))
+    plane_start = (xp.arange(min(step, planes), dtype=xp.int64)[:, None]
+                   * flat_dx.shape[1])
+    for first in range(0, planes, step):
+        chunk_dx = flat_dx[first:first + step]
+        chunk_mask = flat_mask[first:first + step]
+        chunk_dx[...] = 0
+        # A window without a maximum (mask −1) adds +0 to the cell before
+        # its plane (index −1, the chunk's last one, for its first plane):
+        # no effect, as a sum that starts at +0 is never −0.
+        targets = chunk_mask + plane_start[:len(chunk_mask)]
+        values = flat_dy[first:first + step]
+        if masked:  # rare: only then mask
+            values = xp.where(chunk_mask >= 0, values, 0)
+        # ufunc.at adds repeated targets one by one, in output order, as
+        # Caffe.
+        xp.add.at(chunk_dx.reshape(-1), targets.reshape(-1),
+                  values.reshape(-1))
     return dx
 
 
@@ -383,10 +395,21 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
                     x.shape[:2])
             y[:, :, ph, pw] /= x.dtype.type(size)
         return y
-    for out_index, in_index, _ in _offsets(in_hw, out_hw, kernel, stride,
-                                           pad):
-        y[out_index] += x[in_index]
-    y /= _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw, x.dtype)
+    offsets = list(_offsets(in_hw, out_hw, kernel, stride, pad))
+    sizes = _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw, x.dtype)
+    # By chunks of planes of about _CHUNK_BYTES: the kh·kw strided reads
+    # then find the chunk in the cache (CIFAR-10 quick's pool2 and pool3,
+    # from a flushed cache, forward: 2.7 → 2.5 and 1.9 → 1.9 ms; backward
+    # 3.3 → 3.1 and 2.3 → 2.2).
+    planes_x = x.reshape((-1,) + tuple(in_hw))
+    planes_y = y.reshape((-1,) + tuple(out_hw))
+    step = _planes_per_chunk(planes_x)
+    for first in range(0, len(planes_x), step):
+        x_chunk = planes_x[first:first + step]
+        y_chunk = planes_y[first:first + step]
+        for out_index, in_index, _ in offsets:
+            y_chunk[out_index] += x_chunk[in_index]
+        y_chunk /= sizes
     return y
 
 
@@ -407,20 +430,29 @@ def ave_pool_backward(dy, x_shape, kernel, stride, pad, out=None):
     xp = array_module(dy)
     in_hw, kernel, stride, pad, out_hw = _geometry(x_shape, kernel, stride,
                                                    pad, dy.shape[2:])
-    share = dy / _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw,
-                             dy.dtype)
+    sizes = _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw, dy.dtype)
     dx = _output(xp, out, tuple(x_shape), dy.dtype, "ave_pool_backward")
-    dx[...] = 0
-    if _few_windows(kernel, out_hw):
-        # Windows in output order: each cell gets its shares in that order.
-        for ph, pw, rows, cols, _ in _windows(in_hw, out_hw, kernel, stride,
-                                              pad):
-            dx[:, :, rows, cols] += share[:, :, ph, pw][:, :, None, None]
+    if not _few_windows(kernel, out_hw):
+        # By chunks of planes of about _CHUNK_BYTES, each zeroed just before
+        # its kh·kw strided adds, which then find it in the cache. Reversed
+        # offsets add each cell's shares in output order, as Caffe.
+        offsets = list(_offsets(in_hw, out_hw, kernel, stride, pad,
+                                reverse=True))
+        planes_dx = dx.reshape((-1,) + tuple(in_hw))
+        planes_dy = dy.reshape((-1,) + tuple(out_hw))
+        step = _planes_per_chunk(planes_dx)
+        for first in range(0, len(planes_dx), step):
+            dx_chunk = planes_dx[first:first + step]
+            share = planes_dy[first:first + step] / sizes
+            dx_chunk[...] = 0
+            for out_index, in_index, _ in offsets:
+                dx_chunk[in_index] += share[out_index]
         return dx
-    # Reversed offsets add each cell's shares in output order, as Caffe.
-    for out_index, in_index, _ in _offsets(in_hw, out_hw, kernel, stride,
-                                           pad, reverse=True):
-        dx[in_index] += share[out_index]
+    share = dy / sizes
+    dx[...] = 0
+    # Windows in output order: each cell gets its shares in that order.
+    for ph, pw, rows, cols, _ in _windows(in_hw, out_hw, kernel, stride, pad):
+        dx[:, :, rows, cols] += share[:, :, ph, pw][:, :, None, None]
     return dx
 
 

@@ -393,3 +393,41 @@ def test_max_pool_refuses_an_unfit_out(out, why):
     x = np.zeros((2, 3, 7, 7), np.float32)
     with pytest.raises(ValueError, match=why):
         max_pool_forward(x, 3, 2, 0, (3, 3), out=out)
+
+
+@pytest.mark.parametrize("chunk_planes", [1, 4])
+def test_max_pool_backward_by_chunks_of_planes(monkeypatch, chunk_planes):
+    # 10 planes of 9×9 float32 (chunks of 1 plane, or of 4, 4 and 2), with
+    # windows without a maximum (mask −1, NaN gradients that go nowhere),
+    # a −0 gradient and shared maxima: bit for bit the naive scatter.
+    x = special_values((2, 5, 9, 9), np.float32, seed=6)
+    x[0, 0, :3, :3] = np.nan        # the first plane's first window
+    x[1, 2] = -np.inf               # a whole plane inside a chunk
+    _, mask = naive_max_pool(x, (3, 3), (2, 2), (1, 1), (5, 5))
+    assert (mask < 0).any() and (mask >= 0).any()
+    dy = np.random.default_rng(7).standard_normal(mask.shape).astype(
+        np.float32)
+    dy[0, 0, 0, 0] = -0.0
+    dy[mask < 0] = np.nan
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_planes * 9 * 9 * 4)
+    dx = np.full(x.shape, np.nan, np.float32)
+    assert max_pool_backward(dy, mask, x.shape, out=dx) is dx
+    same_bits(dx, naive_max_backward(dy, mask, x.shape))
+
+
+@pytest.mark.parametrize("chunk_planes", [1, 4])
+def test_ave_pool_by_chunks_of_planes(monkeypatch, chunk_planes):
+    # 10 planes of 9×9 float32, padded and CEIL-overhanging windows: chunks
+    # of 1 plane, or of 4, 4 and 2, equal Caffe's loops bit for bit.
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_planes * 9 * 9 * 4)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 5, 9, 9)).astype(np.float32)
+    geometry = ((3, 3), (2, 2), (1, 1))
+    size = output_hw(x.shape, 3, 2, 1, "CEIL")
+    y = ave_pool_forward(x, 3, 2, 1, size)
+    np.testing.assert_array_equal(y, naive_ave_pool(x, *geometry, size))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = np.full(x.shape, np.nan, np.float32)
+    assert ave_pool_backward(dy, x.shape, 3, 2, 1, out=dx) is dx
+    np.testing.assert_array_equal(dx, naive_ave_backward(dy, x.shape,
+                                                         *geometry))
