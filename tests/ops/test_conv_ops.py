@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from kaffe.ops import conv
+from kaffe.ops import conv, conv_backward as conv_back
 from kaffe.ops.conv import (conv_backward_data, conv_backward_weights,
                             conv_bias_backward, conv_forward, conv_output_size)
 from kaffe.ops.im2col import col2im, im2col
@@ -546,7 +546,7 @@ def test_batch_first_filter_gradient_sums_images_in_order(chunking, batched,
     chunks too), whatever the chunking, made by one batched matmul or image
     by image: float32 bit for bit."""
     if not batched:
-        monkeypatch.setattr(conv, "_DW_BATCHED_MAX_ELEMENTS", 0)
+        monkeypatch.setattr(conv_back, "_DW_BATCHED_MAX_ELEMENTS", 0)
     x, w, b, *geometry = random_case(CASES_2D[0], dtype=np.float32, seed=13)
     x = np.concatenate([x, 100 * x, x / 100])   # 6 images, unequal sizes
     dy = np.random.default_rng(14).standard_normal(

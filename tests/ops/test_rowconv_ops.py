@@ -3,7 +3,7 @@ kaffe.ops.conv's im2col path; its rule and its use by kaffe.ops.conv."""
 import numpy as np
 import pytest
 
-from kaffe.ops import conv, rowconv
+from kaffe.ops import conv, conv_backward as conv_back, rowconv
 from kaffe.ops.conv import conv_backward, conv_forward
 from kaffe.ops.rowconv import (add_weight_rows, rowconv_applies,
                                rowconv_backward_data,
@@ -201,10 +201,12 @@ def test_conv_ops_take_it_and_match_im2col(case, rowconv_everywhere,
     calls = []
     for name in ("rowconv_forward", "rowconv_backward_data",
                  "rowconv_backward_weights"):
-        def spy(*args, _original=getattr(conv, name), _name=name, **kw):
+        module = conv if name == "rowconv_forward" else conv_back
+
+        def spy(*args, _original=getattr(module, name), _name=name, **kw):
             calls.append(_name)
             return _original(*args, **kw)
-        monkeypatch.setattr(conv, name, spy)
+        monkeypatch.setattr(module, name, spy)
     saved = conv.SavedColumns()
     y = conv_forward(x, w, b, stride, pad, dilation, group, save=saved)
     assert saved.nbytes == 0
@@ -227,13 +229,13 @@ def test_conv_ops_take_it_and_match_im2col(case, rowconv_everywhere,
 def test_convolution_layer_gradients_through_it(rowconv_everywhere,
                                                 monkeypatch):
     calls = []
-    original = conv.rowconv_backward_data
+    original = conv_back.rowconv_backward_data
 
     def spy(*args, **kw):
         calls.append(args[0].shape)
         return original(*args, **kw)
 
-    monkeypatch.setattr(conv, "rowconv_backward_data", spy)
+    monkeypatch.setattr(conv_back, "rowconv_backward_data", spy)
     rng = np.random.default_rng(5)
     layer, bottom, top = setup_layer(
         'type: "Convolution" convolution_param { num_output: 3 '
