@@ -136,11 +136,15 @@ def memory(net):
     """(weights MB, blobs MB, forward workspace peak MB, bound MB, lean MB):
     the bound is weights + 1.5 × the two largest blobs; lean is weights +
     the peak of one forward with ``net.release_intermediates`` on (blobs
-    allocated as they are written, freed after their last reader)."""
+    allocated as they are written, freed after their last reader). Both
+    peaks on one thread."""
     weights = sum(b.data.nbytes for p in net.params.values() for b in p)
     sizes = sorted((b.data.nbytes for b in net.blobs.values()),
                    reverse=True)
     blobs = sum(sizes)
+    # On one thread: kaffe's task threads each keep their own scratch.
+    threads_before = threads.get_num_threads()
+    threads.set_num_threads(1)
     tracemalloc.start()
     net.forward()
     peak = tracemalloc.get_traced_memory()[1]
@@ -153,6 +157,7 @@ def memory(net):
     tracemalloc.stop()
     net.release_intermediates = False
     net.forward()
+    threads.set_num_threads(threads_before)
     bound = weights + 1.5 * sum(sizes[:2])
     mb = 1 << 20
     return weights / mb, blobs / mb, peak / mb, bound / mb, lean / mb
