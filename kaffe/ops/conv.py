@@ -41,6 +41,7 @@ import numpy as np
 
 from ..backend import array_module
 from ..memory import check_bytes
+from kaffe.ops.arrays import out_array
 from kaffe.ops.depthwise import depthwise_forward
 from kaffe.ops.ufunc_buffer import rows_unbuffered
 from kaffe.ops.im2col import (conv_output_size, per_axis, unfold_into,
@@ -506,11 +507,7 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
     m_g = plan.num_output // group
     w_mat = w.reshape(group, m_g, plan.col_rows)
     shape = (plan.batch, plan.num_output) + plan.out_shape
-    if out is None:
-        y = xp.empty(shape, dtype=plan.dtype)
-    else:
-        _check_out(out, shape, plan.dtype)
-        y = out
+    y = out_array(xp, out, shape, plan.dtype, "conv_forward")
     if plan.winograd(False):
         if save is not None:
             save.clear()
@@ -566,15 +563,6 @@ def _forward_bands(plan, x_chunk, w_mat, y_chunk, bias, bands):
                   out=dest)
         if bias is not None:
             dest += bias.reshape(plan.group, m_g, 1)
-
-
-def _check_out(out, shape, dtype, caller="conv_forward"):
-    if (tuple(out.shape) != shape or out.dtype != dtype
-            or not out.flags.c_contiguous):
-        raise ValueError(
-            f"{caller}: out must be a C-contiguous {dtype} array of "
-            f"shape {shape}, received {out.dtype} {tuple(out.shape)}"
-            + ("" if out.flags.c_contiguous else " (not contiguous)"))
 
 
 # The backward half lives in its own module; kaffe.ops.conv exports it too.

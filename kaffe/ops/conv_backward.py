@@ -14,7 +14,8 @@ docs/conv-performance.md for the timings behind each choice.
 import math
 
 from ..backend import array_module
-from kaffe.ops.conv import _check_out, _plan
+from kaffe.ops.arrays import out_array
+from kaffe.ops.conv import _plan
 from kaffe.ops.depthwise import depthwise_backward
 from kaffe.ops.im2col import fold_into
 from kaffe.ops.rowconv import (add_weight_rows, rowconv_backward_data,
@@ -126,11 +127,8 @@ def _check_dy(plan, dy, x_shape, caller):
 
 
 def _dx_array(plan, out, caller):
-    shape = (plan.batch, plan.channels) + plan.spatial
-    if out is None:
-        return plan.xp.empty(shape, dtype=plan.dtype)
-    _check_out(out, shape, plan.dtype, caller)
-    return out
+    return out_array(plan.xp, out, (plan.batch, plan.channels)
+                     + plan.spatial, plan.dtype, caller)
 
 
 def _backward(plan, dy, w=None, x=None, dw=None, dx=None, saved=None,

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..backend import array_module
 from . import pool_forward
+from .arrays import out_array
 from .geometry import ROUND_MODES, pooled_size
 
 # Caffe starts MAX outputs at -FLT_MAX (the float32 bound, for doubles too).
@@ -192,7 +193,7 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
     xp = array_module(x)
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
-    y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "max_pool_forward")
+    y = out_array(xp, out, x.shape[:2] + out_hw, x.dtype, "max_pool_forward")
     if not mask and not _few_windows(kernel, out_hw) and pool_forward.fits(
             in_hw, kernel, stride, pad, out_hw):
         pool_forward.max_pool_planes(x.reshape((-1,) + in_hw),
@@ -318,7 +319,7 @@ def max_pool_backward(dy, mask, x_shape, out=None):
         raise ValueError(f"max_pool_backward: mask shape {tuple(mask.shape)} "
                          f"differs from dy shape {tuple(dy.shape)}")
     x_shape = tuple(x_shape)
-    dx = _output(xp, out, x_shape, dy.dtype, "max_pool_backward")
+    dx = out_array(xp, out, x_shape, dy.dtype, "max_pool_backward")
     planes = x_shape[0] * x_shape[1]
     flat_dx = dx.reshape(planes, -1)
     flat_mask = mask.reshape(planes, -1)
@@ -348,19 +349,6 @@ def max_pool_backward(dy, mask, x_shape, out=None):
     return dx
 
 
-def _output(xp, out, shape, dtype, caller):
-    """``out`` after checking it, or a new array (contents undefined)."""
-    if out is None:
-        return xp.empty(shape, dtype=dtype)
-    if (tuple(out.shape) != shape or out.dtype != dtype
-            or not out.flags.c_contiguous):
-        raise ValueError(
-            f"{caller}: out must be a C-contiguous {dtype} array of shape "
-            f"{shape}, received {out.dtype} {tuple(out.shape)}"
-            + ("" if out.flags.c_contiguous else " (not contiguous)"))
-    return out
-
-
 def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
     """Average pooling with Caffe's divisor (see the module docstring).
 
@@ -377,7 +365,7 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
     xp = array_module(x)
     in_hw, kernel, stride, pad, out_hw = _geometry(x.shape, kernel, stride,
                                                    pad, out_hw)
-    y = _output(xp, out, x.shape[:2] + out_hw, x.dtype, "ave_pool_forward")
+    y = out_array(xp, out, x.shape[:2] + out_hw, x.dtype, "ave_pool_forward")
     if (xp is np and kernel == in_hw and out_hw == (1, 1)
             and pad == (0, 0)):  # global pooling
         pool_forward.ave_pool_global(x.reshape((-1,) + in_hw),
@@ -431,7 +419,7 @@ def ave_pool_backward(dy, x_shape, kernel, stride, pad, out=None):
     in_hw, kernel, stride, pad, out_hw = _geometry(x_shape, kernel, stride,
                                                    pad, dy.shape[2:])
     sizes = _pool_sizes(xp, in_hw, kernel, stride, pad, out_hw, dy.dtype)
-    dx = _output(xp, out, tuple(x_shape), dy.dtype, "ave_pool_backward")
+    dx = out_array(xp, out, tuple(x_shape), dy.dtype, "ave_pool_backward")
     if not _few_windows(kernel, out_hw):
         # By chunks of planes of about _CHUNK_BYTES, each zeroed just before
         # its kh·kw strided adds, which then find it in the cache. Reversed

@@ -48,6 +48,7 @@ import threading
 import numpy as np
 
 from ..backend import array_module
+from .arrays import out_array
 
 __all__ = ["rowconv_applies", "rowconv_forward", "rowconv_backward_data",
            "rowconv_backward_weights", "add_weight_rows", "flipped_filters",
@@ -251,20 +252,6 @@ def _write_out(xp, geo, total, b, y, a, z):
         xp.add(result, b.reshape(geo.group, m_g, 1, 1), out=dest)
 
 
-def _output(xp, out, shape, dtype):
-    """``out`` after checking it (C-contiguous, this shape and dtype), or
-    a new array."""
-    if out is None:
-        return xp.empty(shape, dtype=dtype)
-    if (tuple(out.shape) != shape or out.dtype != dtype
-            or not out.flags.c_contiguous):
-        raise ValueError(
-            f"rowconv: out must be a C-contiguous {dtype} array of shape "
-            f"{shape}, received {out.dtype} {tuple(out.shape)}"
-            + ("" if out.flags.c_contiguous else " (not contiguous)"))
-    return out
-
-
 def rowconv_forward(x, w, b=None, stride=(1, 1), pad=(0, 0),
                     dilation=(1, 1), group=1, out=None, n0=0, n1=None,
                     workspace=None):
@@ -286,8 +273,9 @@ def rowconv_forward(x, w, b=None, stride=(1, 1), pad=(0, 0),
     """
     xp = array_module(x, w)
     geo = RowGeometry(x.shape, w.shape, stride, pad, dilation, group)
-    out = _output(xp, out, (geo.batch, geo.num_output, geo.out_h,
-                            geo.out_w), xp.result_type(x, w))
+    out = out_array(xp, out, (geo.batch, geo.num_output, geo.out_h,
+                              geo.out_w), xp.result_type(x, w),
+                    "rowconv_forward")
     n1 = geo.batch if n1 is None else n1
     _forward_range(xp, geo, x, _filter_rows(xp, w, group), b, out, n0, n1,
                    _workspace(workspace))
@@ -318,8 +306,9 @@ def rowconv_backward_data(dy, w, x_shape, pad=(0, 0), dilation=(1, 1),
                    zip(pad, dilation, w.shape[2:]))
     geo = RowGeometry(dy.shape, flipped.shape, (1, 1), pad_dy, dilation,
                       group)
-    out = _output(xp, out, (geo.batch, geo.num_output, geo.out_h,
-                            geo.out_w), xp.result_type(dy, w))
+    out = out_array(xp, out, (geo.batch, geo.num_output, geo.out_h,
+                              geo.out_w), xp.result_type(dy, w),
+                    "rowconv_backward_data")
     if tuple(out.shape) != tuple(x_shape):
         raise ValueError(f"rowconv_backward_data: dy {tuple(dy.shape)} "
                          f"with these filters gives {tuple(out.shape)}, "
