@@ -12,8 +12,10 @@ so a layer costs 36 GEMMs (M × C) @ (C × tiles) instead of one
 (M × 9C) @ (9C × positions): 36/16 = 2.25 multiplies per output and input
 channel instead of 9, 4× fewer, plus the input and output transforms (two
 small GEMMs each, over every tile), which pay once there are enough
-channels. The 36 GEMMs are independent: :mod:`kaffe.threads` spreads them
-over the cores kaffe may use, BLAS itself kept on one thread.
+channels. On more than one core, BLAS's own threads split GEMMs large
+enough for them (``blas``); below that, the chunks of tiles (or, with one
+chunk, the 36 independent GEMMs) are :mod:`kaffe.threads` tasks, BLAS kept
+on one thread meanwhile.
 
 Numerics. The transforms mix values up to 8× larger than the inputs, so
 float32 rounding grows: against the direct sum in float64, the error of
@@ -27,9 +29,10 @@ benchmarks/zoo.py and benchmarks/conv.py (see docs/performance.md).
 
 Workspace: the batch is processed in chunks of images (or, for one large
 image, of tile rows) so that the transformed input or output of a chunk,
-36 × max(C, M) × tiles, stays near ``_CHUNK_ELEMENTS``; the transformed filters (36 × M × C)
-are kept by a :class:`WinogradFilters` the layer owns, recomputed only when
-the weights' bits change.
+36 × max(C, M) × tiles, stays near ``_CHUNK_ELEMENTS``, each chunk padded
+on its own (no padded copy of the whole input); the transformed filters
+(36 × M × C) are kept by a :class:`WinogradFilters` the layer owns,
+recomputed only when the weights' bits change.
 """
 import math
 import threading
