@@ -28,7 +28,7 @@ from ..memory import Budget, KaffeMemoryError, located
 from .blob import Blob
 from .graph import build_graph, inserted_layers, node_not_found
 from .net_batches import PycaffeBatches
-from .net_run import forward_layers, layer_blob_lists
+from .net_run import forward_layers, layer_blob_lists, lean_plans
 from .net_weights import NetWeights
 from .insert_splits import insert_splits, split_blob_name, split_layer_name
 from .net_state import (filter_net, layer_error, layer_included,
@@ -636,6 +636,7 @@ class Net(NetWeights, PycaffeBatches):
     # to read, or None (see release_intermediates); each layer's scratch
     # arrays are then held to LEAN_WORKSPACE_ELEMENTS.
     _release_plan = None
+    _reuse_plan = None
 
     @property
     def release_intermediates(self):
@@ -644,7 +645,8 @@ class Net(NetWeights, PycaffeBatches):
         so that only the weights and the activations still to be read take
         memory (a chain net peaks near its two largest activations), and
         a convolution's im2col columns are made band by band, about 1 MiB
-        at a time (``Layer.workspace_limit``). The
+        at a time (``Layer.workspace_limit``), and an Eltwise whose first
+        bottom is read for the last time computes into its memory. The
         net's inputs and outputs are kept; every other blob reads as zeros
         after a forward (pycaffe scripts that read features from inner
         blobs must leave it off), forward(start=...) must start at the
@@ -655,22 +657,14 @@ class Net(NetWeights, PycaffeBatches):
     def release_intermediates(self, value):
         for layer in self.layers:
             layer.workspace_limit = LEAN_WORKSPACE_ELEMENTS if value else None
+        if self._reuse_plan is not None:
+            for entry in self._reuse_plan:
+                if entry is not None:
+                    entry[0].release()   # its own memory again
         if not value:
-            self._release_plan = None
+            self._release_plan = self._reuse_plan = None
             return
-        last_reader = {}
-        for i, ids in enumerate(self._top_ids):
-            for blob_id in ids:
-                last_reader.setdefault(blob_id, i)
-        for i, ids in enumerate(self._bottom_ids):
-            for blob_id in ids:
-                last_reader[blob_id] = i
-        keep = set(self._inputs) | set(self._outputs)
-        plan = [[] for _ in self.layers]
-        for blob_id, i in last_reader.items():
-            if blob_id not in keep:
-                plan[i].append(self._blobs[blob_id])
-        self._release_plan = plan
+        self._release_plan, self._reuse_plan = lean_plans(self)
 
     @property
     def inputs(self):

@@ -512,7 +512,8 @@ def conv_forward(x, w, b=None, stride=1, pad=0, dilation=1, group=1,
         if save is not None:
             save.clear()
         return winograd_forward(x, w, b, plan.pad, out=y, filters=winograd,
-                                parallel=parallel_for, blas=blas_for)
+                                parallel=parallel_for, blas=blas_for,
+                                workspace=workspace)
     if plan.depthwise and x.dtype == w.dtype == plan.dtype:
         if save is not None:
             save.clear()

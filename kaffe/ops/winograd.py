@@ -75,6 +75,9 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
 # 9.1.
 _CHUNK_ELEMENTS = 1 << 18
 _CHUNK_MIN_TILES = 64
+# A chunk's scratch arrays (d, e, v, m, z, y: the last two smaller), for a
+# workspace bound.
+_SCRATCH_ARRAYS = 6
 # Chunks whose output block has at least this many elements are stored by
 # 16 strided copies, smaller ones by one transposed copy (fewer calls).
 _STRIDED_STORE_MIN = 1 << 17
@@ -178,13 +181,17 @@ class WinogradFilters:
         return self._transformed
 
 
-def _chunks(batch, tiles_h, tiles_w, channels):
+def _chunks(batch, tiles_h, tiles_w, channels, workspace=None):
     """(n0, n1, r0, r1): images n0:n1, tile rows r0:r1, each chunk about
     ``_CHUNK_ELEMENTS`` of 36 × ``channels`` × tiles (channels: the larger
     of the input's and the output's) but at least ``_CHUNK_MIN_TILES``
-    tiles."""
-    tiles = max(_CHUNK_MIN_TILES, _CHUNK_ELEMENTS // (_ALPHA * _ALPHA
-                                                     * channels))
+    tiles. With a ``workspace`` bound (elements), the chunk's six scratch
+    arrays together take about that much, down to one tile row."""
+    if workspace is None:
+        tiles = max(_CHUNK_MIN_TILES, _CHUNK_ELEMENTS // (_ALPHA * _ALPHA
+                                                         * channels))
+    else:
+        tiles = workspace // (_SCRATCH_ARRAYS * _ALPHA * _ALPHA * channels)
     rows = max(1, tiles // tiles_w)
     if rows >= tiles_h:
         images = max(1, rows // tiles_h)
@@ -200,7 +207,7 @@ def _scratch(xp, dtype, sizes):
     return {name: xp.empty(size, dtype=dtype) for name, size in sizes.items()}
 
 
-def _run(x, u, bias, pad, out, parallel, blas=None):
+def _run(x, u, bias, pad, out, parallel, blas=None, workspace=None):
     """y = the F(4,3) convolution of x (N, C, H, W) with transformed
     filters u (36, M, C), zero padding ``pad``, written into ``out``.
 
@@ -217,7 +224,8 @@ def _run(x, u, bias, pad, out, parallel, blas=None):
     tiles_h, tiles_w = -(-out_h // TILE), -(-out_w // TILE)
     if bias is not None:
         bias = bias.reshape(1, -1, 1, 1)
-    chunks = _chunks(batch, tiles_h, tiles_w, max(channels, outputs))
+    chunks = _chunks(batch, tiles_h, tiles_w, max(channels, outputs),
+                     workspace)
     most = max((n1 - n0) * (r1 - r0) * tiles_w for n0, n1, r0, r1 in chunks)
     alpha2 = _ALPHA * _ALPHA
     # Buffers reused by every chunk: fresh large arrays would be zeroed
@@ -230,6 +238,8 @@ def _run(x, u, bias, pad, out, parallel, blas=None):
              * max((n1 - n0) * ((r1 - r0) * TILE + 2)
                    for n0, n1, r0, r1 in chunks)}
     step = _Chunk(xp, x, pad, u, bias, out, tiles_w)
+    if workspace is not None:
+        parallel = _serial      # one set of scratch arrays, not one a thread
     if blas is not None and blas(2 * outputs * channels * most) > 1:
         # GEMMs large enough for BLAS's own threads: they split each one
         # (and the transforms); a second layer of threads would only
@@ -356,7 +366,7 @@ def _serial(fn, count):
 
 
 def winograd_forward(x, w, b=None, pad=1, out=None, filters=None,
-                     parallel=None, blas=None):
+                     parallel=None, blas=None, workspace=None):
     """3×3 stride-1 convolution by F(4,3).
 
     Args:
@@ -373,6 +383,9 @@ def winograd_forward(x, w, b=None, pad=1, out=None, filters=None,
             of that many flops and returning it (e.g.
             :func:`kaffe.threads.blas_for`): above one, BLAS's threads are
             used instead of ``parallel``.
+        workspace: optional bound, in elements, on the scratch arrays of
+            one chunk together (lean inference): smaller chunks, down to
+            one tile row, on one thread.
 
     Returns:
         The output, ``out`` if given.
@@ -392,7 +405,7 @@ def winograd_forward(x, w, b=None, pad=1, out=None, filters=None,
         out = xp.empty(shape, dtype=x.dtype)
     u = (filters.get(w) if filters is not None
          else filter_transform(w, x.dtype))
-    return _run(x, u, b, pad, out, parallel or _serial, blas)
+    return _run(x, u, b, pad, out, parallel or _serial, blas, workspace)
 
 
 def winograd_backward_data(dy, w, x_shape, pad=1, out=None, filters=None,

@@ -176,6 +176,29 @@ def test_chunks_as_tasks_or_blas_threads(blas_threads, monkeypatch):
         assert calls and calls[0] > 1     # the chunks are the tasks
 
 
+@pytest.mark.parametrize("workspace", [1, 3000, 1 << 20])
+def test_a_workspace_bound_makes_smaller_chunks_on_one_thread(workspace):
+    """Lean inference: the chunk's scratch arrays held near ``workspace``
+    elements (down to one tile row), chunks run serially, same values."""
+    from kaffe.ops import winograd
+    x, f, b, pad = _case((2, 6, 23, 21, 5, 1), np.float64, seed=8)
+    calls = []
+
+    def runner(fn, count):
+        calls.append(count)
+        for i in range(count):
+            fn(i)
+
+    np.testing.assert_allclose(
+        winograd_forward(x, f, b, pad, parallel=runner, workspace=workspace),
+        conv_forward(x, f, b, 1, pad), rtol=1e-12, atol=1e-12)
+    assert calls == []          # one thread: no tasks handed out
+    chunks = winograd._chunks(2, 6, 6, 6, workspace)
+    rows = max(r1 - r0 for _, _, r0, r1 in chunks)
+    scratch = 6 * 36 * 6 * rows * 6
+    assert rows == 1 or scratch <= workspace
+
+
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="must be"):
         winograd_forward(np.zeros((1, 2, 5, 5)), np.zeros((1, 3, 3, 3)))
