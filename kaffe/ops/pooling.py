@@ -225,14 +225,10 @@ def max_pool_forward(x, kernel, stride, pad, out_hw, mask=True, out=None):
     codes = [code_type(1 + i * width + j) for _, _, (i, j) in offsets]
     # The planes go by chunks of about _CHUNK_BYTES: each offset's strided
     # read then finds the chunk in the cache (LeNet's pool1: −20 %).
-    planes_x = x.reshape((-1,) + tuple(in_hw))
-    planes_y = y.reshape((-1,) + tuple(out_hw))
-    planes_winner = winner.reshape((-1,) + tuple(out_hw))
-    step = _planes_per_chunk(planes_x)
-    for first in range(0, len(planes_x), step):
-        x_chunk = planes_x[first:first + step]
-        y_chunk = planes_y[first:first + step]
-        winner_chunk = planes_winner[first:first + step]
+    for x_chunk, y_chunk, winner_chunk in _plane_chunks(
+            x.reshape((-1,) + tuple(in_hw)),
+            y.reshape((-1,) + tuple(out_hw)),
+            winner.reshape((-1,) + tuple(out_hw))):
         for (out_index, in_index, _), code in zip(offsets, codes):
             y_part = y_chunk[out_index]
             # One strided read into contiguous memory: the two passes over
@@ -257,13 +253,10 @@ def _max_pool_separable(xp, x, y, in_hw, kernel, stride, pad, out_hw):
     −20 %).
     """
     planes_x = x.reshape((-1,) + tuple(in_hw))
-    planes_y = y.reshape((-1,) + tuple(out_hw))
-    step = _planes_per_chunk(planes_x)
-    rows = xp.empty((min(step, len(planes_x)), in_hw[0], out_hw[1]),
-                    dtype=x.dtype)
-    for first in range(0, len(planes_x), step):
-        x_chunk = planes_x[first:first + step]
-        y_chunk = planes_y[first:first + step]
+    rows = xp.empty((min(_planes_per_chunk(planes_x), len(planes_x)),
+                     in_hw[0], out_hw[1]), dtype=x.dtype)
+    for x_chunk, y_chunk in _plane_chunks(
+            planes_x, y.reshape((-1,) + tuple(out_hw))):
         row_max = rows[:len(x_chunk)]
         row_max[...] = _MAX_INIT
         for j in range(kernel[1]):
@@ -282,6 +275,14 @@ def _max_pool_separable(xp, x, y, in_hw, kernel, stride, pad, out_hw):
 def _planes_per_chunk(planes):
     """How many of the (P, H, W) ``planes`` make about _CHUNK_BYTES."""
     return max(1, _CHUNK_BYTES // max(1, planes[:1].nbytes))
+
+
+def _plane_chunks(*arrays):
+    """The same chunk of planes (first axis) of each array, chunk by chunk,
+    a chunk about _CHUNK_BYTES of the first array."""
+    step = _planes_per_chunk(arrays[0])
+    for first in range(0, len(arrays[0]), step):
+        yield tuple(a[first:first + step] for a in arrays)
 
 
 def _winner_to_mask(xp, winner, width, stride, pad):
@@ -328,18 +329,15 @@ def max_pool_backward(dy, mask, x_shape, out=None):
     # By chunks of planes of about _CHUNK_BYTES, each zeroed just before
     # its gradients are added, so that it is still in the cache for them
     # (CIFAR-10 quick's pool1 in its training step: 6.5 → 5.4 ms).
-    step = _planes_per_chunk(dx.reshape(planes, -1))
-    plane_start = (xp.arange(min(step, planes), dtype=xp.int64)[:, None]
-                   * flat_dx.shape[1])
-    for first in range(0, planes, step):
-        chunk_dx = flat_dx[first:first + step]
-        chunk_mask = flat_mask[first:first + step]
+    plane_start = (xp.arange(min(_planes_per_chunk(flat_dx), planes),
+                             dtype=xp.int64)[:, None] * flat_dx.shape[1])
+    for chunk_dx, chunk_mask, values in _plane_chunks(flat_dx, flat_mask,
+                                                      flat_dy):
         chunk_dx[...] = 0
         # A window without a maximum (mask −1) adds +0 to the cell before
         # its plane (index −1, the chunk's last one, for its first plane):
         # no effect, as a sum that starts at +0 is never −0.
         targets = chunk_mask + plane_start[:len(chunk_mask)]
-        values = flat_dy[first:first + step]
         if masked:  # rare: only then mask
             values = xp.where(chunk_mask >= 0, values, 0)
         # ufunc.at adds repeated targets one by one, in output order, as
@@ -389,12 +387,9 @@ def ave_pool_forward(x, kernel, stride, pad, out_hw, out=None):
     # then find the chunk in the cache (CIFAR-10 quick's pool2 and pool3,
     # from a flushed cache, forward: 2.7 → 2.5 and 1.9 → 1.9 ms; backward
     # 3.3 → 3.1 and 2.3 → 2.2).
-    planes_x = x.reshape((-1,) + tuple(in_hw))
-    planes_y = y.reshape((-1,) + tuple(out_hw))
-    step = _planes_per_chunk(planes_x)
-    for first in range(0, len(planes_x), step):
-        x_chunk = planes_x[first:first + step]
-        y_chunk = planes_y[first:first + step]
+    for x_chunk, y_chunk in _plane_chunks(
+            x.reshape((-1,) + tuple(in_hw)),
+            y.reshape((-1,) + tuple(out_hw))):
         for out_index, in_index, _ in offsets:
             y_chunk[out_index] += x_chunk[in_index]
         y_chunk /= sizes
@@ -426,12 +421,10 @@ def ave_pool_backward(dy, x_shape, kernel, stride, pad, out=None):
         # offsets add each cell's shares in output order, as Caffe.
         offsets = list(_offsets(in_hw, out_hw, kernel, stride, pad,
                                 reverse=True))
-        planes_dx = dx.reshape((-1,) + tuple(in_hw))
-        planes_dy = dy.reshape((-1,) + tuple(out_hw))
-        step = _planes_per_chunk(planes_dx)
-        for first in range(0, len(planes_dx), step):
-            dx_chunk = planes_dx[first:first + step]
-            share = planes_dy[first:first + step] / sizes
+        for dx_chunk, dy_chunk in _plane_chunks(
+                dx.reshape((-1,) + tuple(in_hw)),
+                dy.reshape((-1,) + tuple(out_hw))):
+            share = dy_chunk / sizes
             dx_chunk[...] = 0
             for out_index, in_index, _ in offsets:
                 dx_chunk[in_index] += share[out_index]
